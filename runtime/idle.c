@@ -1,0 +1,212 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Parking and waking workers without losing a wake-up and without a
+ * thundering herd.
+ *
+ * State: `state` counts unparked workers and, among them, searching ones
+ * (looking for work to steal). `sleepers` lists parked workers, under lock.
+ * Each worker has a futex word `park` (PARK_NOTIFIED / PARK_WAITING).
+ *
+ * Protocol:
+ *  1. Producer (any thread that made a task runnable in a queue that another
+ *     worker could take it from: a local run queue or the inject queue):
+ *     publishes the task, then FENCE(seq_cst), then reads `state`. If some
+ *     worker is searching, it does nothing: that worker will find the task
+ *     (rule 3). Otherwise, if a worker is parked, it pops one sleeper under
+ *     lock, counts it unparked AND searching (so concurrent producers do not
+ *     wake a second one for the same work), sets its `park` word to NOTIFIED
+ *     and futex-wakes it. One task, at most one wake: no herd.
+ *  2. A worker out of local work becomes a searcher only while fewer than
+ *     half of the unparked workers search (bounded spinning); it steals from
+ *     the others and polls the inject queue a few rounds.
+ *  3. A searcher that finds work stops searching; if it was the LAST
+ *     searcher it notifies one more parked worker (rule 1), because the
+ *     producers that saw it searching relied on it, and there may be more
+ *     work than it took.
+ *  4. A worker with nothing to do parks: under lock it sets park=WAITING,
+ *     decrements `unparked` (and `searching` if it was one) with a seq_cst
+ *     RMW, and adds itself to `sleepers`. If it was the last searcher, it
+ *     then (after FENCE(seq_cst)) looks at every run queue and the inject
+ *     queue again, and if any holds work, notifies (rule 1: that may be
+ *     itself).
+ *  5. It then sleeps on its futex until park == NOTIFIED or its next timer
+ *     is due. On a timeout it removes itself from `sleepers` under lock and
+ *     counts itself unparked again (not searching), unless a notifier got
+ *     there first, in which case it is already counted as a searcher.
+ *
+ * Why no wake-up is lost: a producer's publish + fence + read of `state`
+ * and a parker's seq_cst decrement + fence + read of the queues form a
+ * Dekker pair. Either the producer sees the parker still counted (searching
+ * or unparked-and-busy, and then the parker sees the task in rule 4 or the
+ * busy worker reaches it), or the parker's re-check in rule 4 sees the task.
+ * The re-check is only needed by the last searcher: while another searcher
+ * exists, it carries the same obligation, and a non-searching busy worker
+ * polls its own queue and the inject queue before it could park.
+ * A notify that arrives while the target is between rule 4 and its futex
+ * wait is not lost either: the futex compares the word, which the notifier
+ * set first.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include "idle.h"
+#include "internal.h"
+
+#define SEARCH_ONE 1u
+#define UNPARK_ONE (1u << 16)
+
+static inline uint32_t n_searching(uint32_t s)
+{
+	return s & 0xffff;
+}
+
+static inline uint32_t n_unparked(uint32_t s)
+{
+	return s >> 16;
+}
+
+int idle_init(struct idle *id, int nworkers)
+{
+	id->sleepers = calloc((size_t)nworkers, sizeof(int));
+	if (!id->sleepers)
+		return -ENOMEM;
+	id->nsleepers = 0;
+	id->nworkers = nworkers;
+	/* Workers start unparked and not searching. */
+	STORE(&id->state, (uint32_t)nworkers << 16, relaxed);
+	pthread_mutex_init(&id->lock, NULL);
+	return 0;
+}
+
+void idle_destroy(struct idle *id)
+{
+	pthread_mutex_destroy(&id->lock);
+	free(id->sleepers);
+}
+
+static void unpark_worker(struct worker *w)
+{
+	/* release: pairs with the acquire load in idle_park's wait loop; the
+	 * worker then sees the state counts we updated for it. */
+	STORE(&w->park, PARK_NOTIFIED, release);
+	weft__futex_wake(&w->park, 1);
+}
+
+void idle_notify(struct weft_rt *rt)
+{
+	struct idle *id = &rt->idle;
+	uint32_t s;
+	int victim = -1;
+
+	/* Rule 1: the task was published before this fence. */
+	FENCE(seq_cst);
+	s = LOAD(&id->state, relaxed);
+	if (n_searching(s) != 0 || n_unparked(s) >= (uint32_t)id->nworkers)
+		return;
+	pthread_mutex_lock(&id->lock);
+	s = LOAD(&id->state, seq_cst);
+	if (n_searching(s) == 0 && id->nsleepers > 0) {
+		victim = id->sleepers[--id->nsleepers];
+		FADD(&id->state, UNPARK_ONE | SEARCH_ONE, seq_cst);
+	}
+	pthread_mutex_unlock(&id->lock);
+	if (victim >= 0)
+		unpark_worker(rt->workers[victim]);
+}
+
+bool idle_begin_search(struct weft_rt *rt, struct worker *w)
+{
+	struct idle *id = &rt->idle;
+	uint32_t s;
+
+	if (w->searching)
+		return true;
+	s = LOAD(&id->state, seq_cst);
+	/* Rule 2: at most half of the unparked workers search. */
+	if (2 * n_searching(s) >= n_unparked(s) && n_searching(s) > 0)
+		return false;
+	FADD(&id->state, SEARCH_ONE, seq_cst);
+	w->searching = true;
+	return true;
+}
+
+void idle_end_search(struct weft_rt *rt, struct worker *w)
+{
+	uint32_t prev;
+
+	if (!w->searching)
+		return;
+	w->searching = false;
+	prev = FSUB(&rt->idle.state, SEARCH_ONE, seq_cst);
+	if (n_searching(prev) == 1)
+		idle_notify(rt); /* rule 3 */
+}
+
+void idle_park(struct weft_rt *rt, struct worker *w, uint64_t deadline)
+{
+	struct idle *id = &rt->idle;
+	bool last_searcher = false;
+	uint32_t prev;
+
+	/* Rule 4. */
+	pthread_mutex_lock(&id->lock);
+	STORE(&w->park, PARK_WAITING, relaxed);
+	prev = FSUB(&id->state, UNPARK_ONE | (w->searching ? SEARCH_ONE : 0),
+		    seq_cst);
+	last_searcher = w->searching && n_searching(prev) == 1;
+	w->searching = false;
+	id->sleepers[id->nsleepers++] = w->index;
+	pthread_mutex_unlock(&id->lock);
+
+	if (last_searcher) {
+		FENCE(seq_cst);
+		if (weft__rt_has_work(rt))
+			idle_notify(rt);
+	}
+
+	/* Rule 5. acquire: pairs with unpark_worker's release. */
+	while (LOAD(&w->park, acquire) == PARK_WAITING &&
+	       !LOAD(&rt->stop, relaxed)) {
+		uint64_t now = weft_now();
+
+		if (deadline <= now)
+			break;
+		weft__futex_wait(&w->park, PARK_WAITING,
+				 deadline == UINT64_MAX ? UINT64_MAX
+							: deadline - now);
+	}
+
+	pthread_mutex_lock(&id->lock);
+	if (LOAD(&w->park, relaxed) == PARK_WAITING) {
+		/* Timed out (or stopping): nobody popped us; do it here. */
+		for (int i = 0; i < id->nsleepers; i++) {
+			if (id->sleepers[i] == w->index) {
+				id->sleepers[i] = id->sleepers[--id->nsleepers];
+				break;
+			}
+		}
+		FADD(&id->state, UNPARK_ONE, seq_cst);
+		STORE(&w->park, PARK_NOTIFIED, relaxed);
+	} else {
+		/* A notifier counted us as searching (rule 1). */
+		w->searching = true;
+	}
+	pthread_mutex_unlock(&id->lock);
+}
+
+void idle_wake_all(struct weft_rt *rt)
+{
+	struct idle *id = &rt->idle;
+
+	/* Rule 1 for every sleeper at once: each is popped, counted and
+	 * notified, so none can miss the stop flag by entering futex_wait
+	 * after reading it. */
+	pthread_mutex_lock(&id->lock);
+	while (id->nsleepers > 0) {
+		int v = id->sleepers[--id->nsleepers];
+
+		FADD(&id->state, UNPARK_ONE | SEARCH_ONE, seq_cst);
+		unpark_worker(rt->workers[v]);
+	}
+	pthread_mutex_unlock(&id->lock);
+}

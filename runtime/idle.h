@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Which workers are parked or searching, and waking them one at a time.
+ * The protocol is described at the top of idle.c.
+ */
+#ifndef WEFT_IDLE_H
+#define WEFT_IDLE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include "atomic.h"
+
+struct weft_rt;
+struct worker;
+
+struct idle {
+	/* (unparked << 16) | searching. Any worker reads and updates it with
+	 * seq_cst RMWs (see the protocol). */
+	_Atomic uint32_t state cacheline_aligned;
+	pthread_mutex_t lock;
+	int *sleepers;		/* under lock: indices of parked workers */
+	int nsleepers;		/* under lock */
+	int nworkers;		/* constant */
+};
+
+int idle_init(struct idle *id, int nworkers);
+void idle_destroy(struct idle *id);
+
+/* After making work visible: wakes one parked worker if none is searching.*/
+void idle_notify(struct weft_rt *rt);
+/* A worker about to look for work elsewhere; false if enough already do. */
+bool idle_begin_search(struct weft_rt *rt, struct worker *w);
+/* A searching worker found work. */
+void idle_end_search(struct weft_rt *rt, struct worker *w);
+/* Parks the worker until notified or `deadline` (weft_now() ns, UINT64_MAX
+ * for none). Returns with the worker unparked. */
+void idle_park(struct weft_rt *rt, struct worker *w, uint64_t deadline);
+/* Wakes every parked worker (shutdown). */
+void idle_wake_all(struct weft_rt *rt);
+
+#endif

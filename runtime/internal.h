@@ -1,0 +1,222 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * weft's private structures and cross-module functions. Never installed.
+ */
+#ifndef WEFT_INTERNAL_H
+#define WEFT_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <weft.h>
+#include "atomic.h"
+#include "ctx.h"
+#include "idle.h"
+#include "inject.h"
+#include "rq.h"
+#include "stack.h"
+#include "timer.h"
+
+#define WEFT_MAX_WORKERS 1024
+/* Scheduling ticks between looks at the inject queue and the timers. */
+#define INJECT_INTERVAL 61
+/* Consecutive LIFO-slot runs before the slot yields to the queue. */
+#define LIFO_MAX_STREAK 3
+/* Ready operations a task may complete in a row before it must yield. */
+#define COOP_BUDGET 128
+
+/*
+ * A task's wait state word, `wstate` (the park/wake protocol is at the top
+ * of sched.c):
+ *
+ *     63            8  7   5    4          3..2       1..0
+ *     [   seq        ][ 0 ][CANCELLABLE][ reason ][ state ]
+ */
+#define WS_RUNNING 0u		/* running, runnable, or woken */
+#define WS_PARKING 1u		/* switching away to wait; not yet off-CPU */
+#define WS_WAITING 2u		/* off-CPU, waiting for a wake */
+#define WS_STATE_MASK 3u
+#define WS_REASON_SHIFT 2
+#define WS_REASON_MASK (3u << WS_REASON_SHIFT)
+#define WS_CANCELLABLE (1u << 4)
+#define WS_SEQ_SHIFT 8
+
+/* Why a wait ended. */
+enum wake_reason {
+	WAKE_NONE = 0,
+	WAKE_OK = 1,
+	WAKE_TIMEDOUT = 2,
+	WAKE_CANCELED = 3,
+};
+
+/* Task flags (`flags`, atomic). */
+#define TF_CANCELLED 1u		/* weft_cancel was called */
+#define TF_DONE 2u		/* fn returned (or never ran); result set */
+#define TF_STARTED 4u		/* has a stack and a context */
+#define TF_DETACHED 8u		/* no handle: freed when done */
+
+/* What the worker does right after switching away from a task, on the
+ * next coroutine (the task's stack is not in use any more by then). */
+enum pending_op {
+	PEND_NONE,
+	PEND_YIELD,		/* put the task at the back of the run queue */
+	PEND_PARK,		/* finish parking: PARKING -> WAITING */
+	PEND_EXIT,		/* release the stack and the run reference */
+};
+
+struct registry;
+
+struct weft_task {
+	/* Scheduling. `next` links the task into the inject queue or an
+	 * overflow batch; owned by whoever holds the task runnable. */
+	struct weft_task *next;
+	struct coro co;			/* context + stack (TF_STARTED) */
+	/* Park/wake word. Written by the task (park) and any waker (CAS). */
+	_Atomic uint64_t wstate;
+	uint64_t wseq;			/* task only: sequence of its last wait */
+	struct weft_rt *rt;		/* constant */
+
+	int (*fn)(void *);		/* constant */
+	void *arg;			/* constant */
+	int result;			/* written before TF_DONE (under lock) */
+	_Atomic uint32_t flags;		/* TF_*: any thread */
+	_Atomic uint32_t refs;		/* 1 run reference + 1 handle */
+	spinlock lock;			/* protects joiner and the DONE hand-off */
+	struct weft__waiter *joiner;	/* under lock */
+
+	/* Registry of live tasks, for shutdown: under reg->lock. */
+	struct weft_task *reg_prev, *reg_next;
+	struct registry *reg;
+
+	/* Timer: written by the task before it arms, read by the worker
+	 * that fires it, under that heap's lock. */
+	uint64_t timer_at;
+	uint64_t timer_seq;
+	int timer_reason;
+	int64_t heap_idx;		/* under the heap's lock; -1: not armed */
+	struct timer_heap *armed;	/* task only: heap it armed, or NULL */
+
+	/* Deadline scopes and shields: the task only. */
+	uint64_t deadline;		/* effective deadline, UINT64_MAX: none */
+	uint64_t outer[WEFT_TIMEOUT_DEPTH];
+	uint8_t ndeadlines;
+	uint32_t shield;
+
+	uint64_t id;			/* constant */
+	const char *name;		/* constant */
+	size_t stack_req;		/* constant: 0 = runtime default */
+};
+
+/* Something blocked until a wake: a task or a plain thread. Lives on the
+ * waiter's stack for the duration of the wait. */
+struct weft__waiter {
+	struct weft_task *task;		/* NULL: a plain thread */
+	uint64_t seq;			/* the task's wait sequence */
+	_Atomic uint32_t futex;		/* plain thread: 0 waiting, 1 woken */
+};
+
+/* Live tasks, so shutdown can cancel them all. One per worker (tasks it
+ * spawned) plus one for tasks spawned from outside. */
+struct registry {
+	spinlock lock;
+	struct weft_task *head;		/* under lock */
+	_Atomic size_t count;		/* under lock; read by shutdown */
+} cacheline_aligned;
+
+#define PARK_NOTIFIED 0u
+#define PARK_WAITING 1u
+
+struct worker {
+	struct rq rq;			/* owner pushes/pops; others steal */
+	/* Owner-only fields. */
+	struct weft_task *lifo;		/* task it just woke or spawned */
+	struct weft_task *current;	/* running task, NULL in scheduler */
+	struct coro sched;		/* the thread's own scheduler context */
+	enum pending_op pend_op;
+	struct weft_task *pend_task;
+	uint32_t tick;
+	uint32_t lifo_streak;
+	uint32_t budget;
+	uint32_t rng;
+	bool searching;			/* counted as searching in idle.state */
+	uint64_t id_next, id_end;	/* block of task ids */
+	struct stack_cache stacks;
+	struct timer_heap timers;	/* see timer.h for who touches it */
+	struct registry reg;
+	_Atomic uint32_t park cacheline_aligned; /* futex word, idle.c */
+	int index;			/* constant */
+	struct weft_rt *rt;		/* constant */
+	pthread_t thread;
+	void *altstack;
+};
+
+struct weft_rt {
+	int nworkers;			/* constant */
+	struct worker **workers;	/* constant array */
+	size_t stack_size;		/* constant: default stack size */
+	struct inject inject;
+	struct idle idle;
+	struct stack_pool stacks;
+	struct registry ext_reg;	/* tasks spawned from outside */
+	/* Shutdown: `closing` is set once (seq_cst, see task.c spawn);
+	 * `exit_epoch` is a futex bumped when a task ends while closing;
+	 * `stop` tells workers to exit once every task has ended. */
+	_Atomic int closing;
+	_Atomic uint32_t exit_epoch;
+	_Atomic int stop;
+	bool stopped;			/* owner thread of rt only */
+	bool threads_started;
+};
+
+/* --- cross-module functions --------------------------------------------- */
+
+/* The worker the calling thread is, or NULL. Never cached across a
+ * suspension by the compiler: see sched.c. */
+struct worker *weft__worker(void);
+const struct weft_task *weft__signal_current_task(void);
+
+/* Wakes t's wait number seq with reason; false if that wait had already
+ * ended (or is not cancellable, for WAKE_CANCELED). lifo: run t next on
+ * this worker (message-passing latency). See sched.c. */
+bool weft__wake(struct weft_task *t, uint64_t seq, int reason, bool lifo);
+void weft__waiter_wake(struct weft__waiter *w, int reason);
+
+/* Makes a runnable task visible to the scheduler. */
+void weft__schedule(struct weft_task *t, bool lifo);
+
+/* Parking from a task: begin publishes intent (returns the wait's seq),
+ * the caller registers a waiter with that seq, then weft__park_commit
+ * suspends until woken, wake_at passes, or the deadline expires.
+ * Returns 0, -ETIMEDOUT, -ECANCELED. */
+uint64_t weft__park_begin(struct weft_task *t);
+int weft__park_commit(struct weft_task *t, uint64_t wake_at);
+/* Checks at the entry of every suspending call. */
+int weft__check_interrupt(struct weft_task *t);
+/* Budget for operations that completed without suspending. */
+void weft__coop_ready(void);
+/* Moves on to the next task; the current one is pushed to the back. */
+void weft__yield_now(struct weft_task *t);
+
+/* Finishes a task that never ran (cancelled before start, or no stack). */
+void weft__task_complete(struct weft_task *t, int result);
+void weft__task_unref(struct weft_task *t);
+void weft__task_entry(void *arg);
+
+bool weft__rt_has_work(struct weft_rt *rt);
+void weft__registry_cancel_all(struct registry *r);
+void *weft__worker_main(void *arg);
+
+void weft__stack_overflow_abort(const struct weft_task *t)
+	__attribute__((noreturn));
+
+/* futex helpers; timeout in ns, UINT64_MAX = forever. */
+int weft__futex_wait(_Atomic uint32_t *addr, uint32_t expect,
+		     uint64_t timeout_ns);
+void weft__futex_wake(_Atomic uint32_t *addr, int n);
+
+/* Testing build: make the Nth allocation or mmap fail (WEFT_FAIL_*). */
+enum fail_kind { WEFT_FAIL_MALLOC, WEFT_FAIL_MMAP };
+bool weft__fail_point(enum fail_kind k);
+
+#endif

@@ -1,0 +1,239 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Runtime lifecycle: create workers, run a first task, shut down.
+ *
+ * Shutdown (weft_rt_shutdown):
+ *  1. set `closing` (seq_cst): from here spawns from outside fail with
+ *     -ESHUTDOWN, and spawns by tasks create tasks already cancelled;
+ *  2. cancel every task in every registry (task.c explains why none is
+ *     missed);
+ *  3. wait until the registries are empty: a task that ends while closing
+ *     bumps `exit_epoch` and futex-wakes it; the waiter reads the epoch
+ *     before summing the counts, so an end it did not count changes the
+ *     epoch and its futex_wait returns at once;
+ *  4. set `stop` and wake every parked worker; workers exit when they find
+ *     no work and see `stop`, and are joined.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "internal.h"
+
+static int validate(const weft_config *c)
+{
+	if (c->flags)
+		return -EINVAL;
+	for (size_t i = 0; i < sizeof(c->reserved_u) / sizeof(c->reserved_u[0]); i++)
+		if (c->reserved_u[i])
+			return -EINVAL;
+	for (size_t i = 0; i < sizeof(c->reserved) / sizeof(c->reserved[0]); i++)
+		if (c->reserved[i])
+			return -EINVAL;
+	if (c->workers > WEFT_MAX_WORKERS)
+		return -EINVAL;
+	if (c->stack_size && !stack_round_size(c->stack_size))
+		return -EINVAL;
+	return 0;
+}
+
+static void free_workers(struct weft_rt *rt)
+{
+	for (int i = 0; i < rt->nworkers; i++) {
+		struct worker *w = rt->workers[i];
+
+		if (!w)
+			continue;
+		timer_heap_destroy(&w->timers);
+		free(w);
+	}
+	free(rt->workers);
+}
+
+static void destroy(struct weft_rt *rt)
+{
+	free_workers(rt);
+	stack_pool_destroy(&rt->stacks);
+	idle_destroy(&rt->idle);
+	inject_destroy(&rt->inject);
+	free(rt);
+}
+
+static void stop_workers(struct weft_rt *rt, int started)
+{
+	/* release: pairs with the acquire in the worker loop; every task
+	 * has ended before this store. */
+	STORE(&rt->stop, 1, release);
+	idle_wake_all(rt);
+	for (int i = 0; i < started; i++)
+		pthread_join(rt->workers[i]->thread, NULL);
+	rt->stopped = true;
+}
+
+int weft_rt_new(weft_rt **out, const weft_config *cfg)
+{
+	weft_config c;
+	struct weft_rt *rt;
+	long ncpu;
+	int n, rc;
+
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	memset(&c, 0, sizeof(c));
+	if (cfg)
+		c = *cfg;
+	rc = validate(&c);
+	if (rc)
+		return rc;
+	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	n = c.workers ? (int)c.workers : (int)(ncpu > 0 ? ncpu : 1);
+	if (n > WEFT_MAX_WORKERS)
+		n = WEFT_MAX_WORKERS;
+
+	rt = weft__fail_point(WEFT_FAIL_MALLOC) ? NULL : calloc(1, sizeof(*rt));
+	if (!rt)
+		return -ENOMEM;
+	rt->nworkers = n;
+	rt->stack_size = c.stack_size ? stack_round_size(c.stack_size)
+				      : STACK_DEFAULT_SIZE;
+	inject_init(&rt->inject);
+	rt->ext_reg.lock = (spinlock)SPINLOCK_INIT;
+	if (idle_init(&rt->idle, n) < 0) {
+		inject_destroy(&rt->inject);
+		free(rt);
+		return -ENOMEM;
+	}
+	rc = stack_pool_init(&rt->stacks, rt->stack_size);
+	rt->workers = calloc((size_t)n, sizeof(*rt->workers));
+	if (rc || !rt->workers) {
+		destroy(rt);
+		return -ENOMEM;
+	}
+	for (int i = 0; i < n; i++) {
+		struct worker *w = aligned_alloc(CACHELINE,
+			(sizeof(*w) + CACHELINE - 1) & ~(size_t)(CACHELINE - 1));
+
+		if (!w) {
+			destroy(rt);
+			return -ENOMEM;
+		}
+		memset(w, 0, sizeof(*w));
+		rq_init(&w->rq);
+		timer_heap_init(&w->timers);
+		w->reg.lock = (spinlock)SPINLOCK_INIT;
+		STORE(&w->park, PARK_NOTIFIED, relaxed);
+		w->index = i;
+		w->rt = rt;
+		w->rng = 0x9e3779b9u * (uint32_t)(i + 1);
+		rt->workers[i] = w;
+	}
+	for (int i = 0; i < n; i++) {
+		rc = pthread_create(&rt->workers[i]->thread, NULL,
+				    weft__worker_main, rt->workers[i]);
+		if (rc) {
+			stop_workers(rt, i);
+			destroy(rt);
+			return -rc;
+		}
+	}
+	rt->threads_started = true;
+	*out = rt;
+	return 0;
+}
+
+int weft_rt_workers(const weft_rt *rt)
+{
+	return rt ? rt->nworkers : -EINVAL;
+}
+
+static size_t live_tasks(struct weft_rt *rt)
+{
+	/* acquire: pairs with the release in registry_remove. */
+	size_t n = LOAD(&rt->ext_reg.count, acquire);
+
+	for (int i = 0; i < rt->nworkers; i++)
+		n += LOAD(&rt->workers[i]->reg.count, acquire);
+	return n;
+}
+
+int weft_rt_shutdown(weft_rt *rt, uint64_t timeout_ns)
+{
+	struct worker *w = weft__worker();
+	uint64_t now = weft_now(), deadline;
+
+	if (!rt)
+		return -EINVAL;
+	if (w && w->rt == rt)
+		return -EDEADLK;
+	if (rt->stopped)
+		return 0;
+	deadline = timeout_ns > UINT64_MAX - now ? UINT64_MAX : now + timeout_ns;
+	STORE(&rt->closing, 1, seq_cst);
+	weft__registry_cancel_all(&rt->ext_reg);
+	for (int i = 0; i < rt->nworkers; i++)
+		weft__registry_cancel_all(&rt->workers[i]->reg);
+	for (;;) {
+		uint32_t e = LOAD(&rt->exit_epoch, seq_cst);
+
+		if (live_tasks(rt) == 0)
+			break;
+		now = weft_now();
+		if (now >= deadline)
+			return -ETIMEDOUT;
+		/* The cap is a backstop only; the epoch wakes us. */
+		weft__futex_wait(&rt->exit_epoch, e,
+				 deadline - now < 100000000 ? deadline - now
+							    : 100000000);
+	}
+	stop_workers(rt, rt->nworkers);
+	return 0;
+}
+
+void weft_rt_free(weft_rt *rt)
+{
+	struct worker *w = weft__worker();
+
+	if (!rt || (w && w->rt == rt))
+		return;
+	if (!rt->stopped)
+		weft_rt_shutdown(rt, UINT64_MAX);
+	destroy(rt);
+}
+
+int weft_rt_block_on(weft_rt *rt, int (*fn)(void *), void *arg, int *result)
+{
+	struct worker *w = weft__worker();
+	weft_task *t;
+	int rc, r;
+
+	if (!rt || !fn)
+		return -EINVAL;
+	if (w && w->rt == rt)
+		return -EDEADLK;
+	rc = weft_rt_spawn(rt, &t, fn, arg);
+	if (rc)
+		return rc;
+	rc = weft_join(t, &r);
+	if (rc)
+		return rc;
+	if (result)
+		*result = r;
+	return 0;
+}
+
+int weft_run(const weft_config *cfg, int (*fn)(void *), void *arg,
+	     int *result)
+{
+	weft_rt *rt;
+	int rc;
+
+	if (!fn)
+		return -EINVAL;
+	rc = weft_rt_new(&rt, cfg);
+	if (rc)
+		return rc;
+	rc = weft_rt_block_on(rt, fn, arg, result);
+	weft_rt_free(rt);
+	return rc;
+}

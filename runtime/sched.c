@@ -1,0 +1,494 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The scheduler: worker threads, task switching, and the park/wake protocol.
+ *
+ * Switching. A task that suspends does not return to a scheduler loop if it
+ * can avoid it: switch_out() picks the next local task and switches to it
+ * directly. What must happen once the old task's stack is no longer in use
+ * (requeue it after a yield, publish that it is off-CPU after a park, free
+ * its stack after it ended) is left in w->pend_* and done by after_switch()
+ * on the next coroutine. Only when nothing is runnable locally does it
+ * switch to the worker's scheduler context (the thread's own stack), which
+ * steals, fires timers and parks.
+ *
+ * Park/wake protocol for a task t (one wait has one sequence number `seq`):
+ *  1. t: weft__park_begin() stores wstate = {seq, PARKING, CANCELLABLE if
+ *     not shielded} (seq_cst), then re-reads its CANCELLED flag: weft_cancel
+ *     sets the flag then reads wstate (seq_cst), so one of them sees the
+ *     other (Dekker) and a cancellation is never missed.
+ *  2. t registers a waiter {t, seq} with whatever it waits for, under that
+ *     object's lock, arms a timer if it has a deadline, and switches away.
+ *  3. After the switch, on the next coroutine, the worker CASes
+ *     PARKING -> WAITING (release: the saved context is published).
+ *  4. A waker CASes {seq, PARKING or WAITING} -> {seq, RUNNING, reason}
+ *     (acq_rel). Exactly one waker wins. If it saw WAITING, t is off-CPU
+ *     and the winner queues it. If it saw PARKING, the CAS of step 3 fails
+ *     and that worker queues t instead. Either way t is queued exactly once.
+ *  5. A waker with a stale seq, or one that finds RUNNING, does nothing, so
+ *     late wakes (a timer that fires after a join completed) are harmless.
+ *     Wakers must keep t alive while they wake it: they do so under the lock
+ *     that t takes to deregister its waiter before it may return.
+ *  6. Resumed, t disarms its timer and returns the wake reason.
+ *
+ * Timers: a worker fires its heap's expired entries under the heap lock and
+ * wakes them there; a task woken by something else disarms under the same
+ * lock before it can end, so the timer never touches a freed task.
+ *
+ * TLS and migration: a task can resume on another thread after any switch,
+ * and compilers may keep a thread-local variable's address in a register
+ * across calls. All of weft reads its per-worker state through
+ * weft__worker(), an out-of-line function the compiler cannot fold, and
+ * re-reads it after every switch.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include "internal.h"
+
+static __thread struct worker *tls_worker
+	__attribute__((tls_model("initial-exec")));
+
+__attribute__((noinline)) struct worker *weft__worker(void)
+{
+	struct worker *w = tls_worker;
+
+	/* An opaque asm on the result: the compiler can prove nothing about
+	 * this function (not pure, not const), so it calls it each time. */
+	__asm__ volatile("" : "+r"(w));
+	return w;
+}
+
+const struct weft_task *weft__signal_current_task(void)
+{
+	struct worker *w = tls_worker;
+
+	return w ? w->current : NULL;
+}
+
+static void spill_to_inject(void *ctx, struct weft_task *first,
+			    struct weft_task *last, size_t n)
+{
+	struct weft_rt *rt = ctx;
+
+	inject_push_batch(&rt->inject, first, last, n);
+}
+
+static inline void push_local(struct worker *w, struct weft_task *t)
+{
+	rq_push_local(&w->rq, t, spill_to_inject, w->rt);
+}
+
+void weft__schedule(struct weft_task *t, bool lifo)
+{
+	struct weft_rt *rt = t->rt;
+	struct worker *w = weft__worker();
+
+	if (w && w->rt == rt) {
+		if (lifo && w->current) {
+			/* Run t next here (message-passing latency). The
+			 * slot is not stealable, and this worker is awake,
+			 * so only a displaced task is news to the others. */
+			struct weft_task *prev = w->lifo;
+
+			w->lifo = t;
+			if (!prev)
+				return;
+			t = prev;
+		}
+		push_local(w, t);
+	} else {
+		inject_push(&rt->inject, t);
+	}
+	/* Work became visible to other workers: idle.c rule 1. */
+	idle_notify(rt);
+}
+
+bool weft__wake(struct weft_task *t, uint64_t seq, int reason, bool lifo)
+{
+	uint64_t s = LOAD(&t->wstate, acquire);
+
+	for (;;) {
+		uint32_t st = (uint32_t)s & WS_STATE_MASK;
+		uint64_t ns;
+
+		if ((s >> WS_SEQ_SHIFT) != seq || st == WS_RUNNING)
+			return false;
+		if (reason == WAKE_CANCELED && !(s & WS_CANCELLABLE))
+			return false;
+		ns = (s & ~(uint64_t)(WS_STATE_MASK | WS_REASON_MASK)) |
+		     WS_RUNNING | ((uint64_t)reason << WS_REASON_SHIFT);
+		/* Step 4. release: what the waker wrote for t (a result, a
+		 * message) is visible when t reads its wake reason (acquire in
+		 * park_commit). acquire: pairs with the release of step 3, so
+		 * t's saved context is complete before we queue it. */
+		if (CAS(&t->wstate, &s, ns, acq_rel, acquire)) {
+			if (st == WS_WAITING)
+				weft__schedule(t, lifo);
+			return true;
+		}
+	}
+}
+
+void weft__waiter_wake(struct weft__waiter *wt, int reason)
+{
+	if (wt->task) {
+		weft__wake(wt->task, wt->seq, reason, true);
+		return;
+	}
+	/* release: pairs with the acquire loop in the thread's wait. */
+	STORE(&wt->futex, 1, release);
+	weft__futex_wake(&wt->futex, 1);
+}
+
+/* --- picking the next task ---------------------------------------------- */
+
+/* Gives t a stack and a context the first time it is picked. A task
+ * cancelled before it ever ran ends here without running. Returns false if
+ * t ended instead. */
+static bool prepare(struct worker *w, struct weft_task *t)
+{
+	/* acquire: pairs with weft_cancel's seq_cst RMW; a cancel that is
+	 * ordered before this load keeps t from ever running. */
+	uint32_t f = LOAD(&t->flags, acquire);
+	void *lo;
+
+	if (f & TF_STARTED)
+		return true;
+	if (f & TF_CANCELLED) {
+		weft__task_complete(t, -ECANCELED);
+		weft__task_unref(t);
+		return false;
+	}
+	if (stack_get(&w->rt->stacks, &w->stacks, t->stack_req, &lo) < 0) {
+		weft__task_complete(t, -ENOMEM);
+		weft__task_unref(t);
+		return false;
+	}
+	coro_make(&t->co, lo, t->stack_req ? t->stack_req : w->rt->stack_size,
+		  weft__task_entry, t, t->name);
+	FOR(&t->flags, TF_STARTED, relaxed);
+	return true;
+}
+
+static struct weft_task *pop_inject(struct worker *w)
+{
+	struct weft_rt *rt = w->rt;
+	size_t n, max;
+	struct weft_task *first, *t;
+
+	if (inject_empty(&rt->inject))
+		return NULL;
+	/* Take a fair share into the local queue, not just one. */
+	max = LOAD(&rt->inject.len, relaxed) / (size_t)rt->nworkers + 1;
+	if (max > RQ_CAP / 2)
+		max = RQ_CAP / 2;
+	first = inject_pop_batch(&rt->inject, max, &n);
+	if (!first)
+		return NULL;
+	for (t = first->next; t;) {
+		struct weft_task *next = t->next;
+
+		push_local(w, t);
+		t = next;
+	}
+	return first;
+}
+
+static void maintenance(struct worker *w)
+{
+	uint64_t next = timer_next(&w->timers);
+
+	if (next != UINT64_MAX)
+		timer_fire_expired(&w->timers, weft_now());
+}
+
+static struct weft_task *next_local(struct worker *w)
+{
+	for (;;) {
+		struct weft_task *t = NULL;
+
+		if (++w->tick == INJECT_INTERVAL) {
+			/* Fairness: timers and the inject queue cannot be
+			 * starved by a busy local queue. */
+			w->tick = 0;
+			maintenance(w);
+			t = pop_inject(w);
+		}
+		if (!t && w->lifo) {
+			if (w->lifo_streak < LIFO_MAX_STREAK) {
+				t = w->lifo;
+				w->lifo_streak++;
+			} else {
+				/* Two tasks waking each other would otherwise
+				 * keep the queue waiting forever. */
+				push_local(w, w->lifo);
+			}
+			w->lifo = NULL;
+		}
+		if (!t) {
+			t = rq_pop_local(&w->rq);
+			if (t)
+				w->lifo_streak = 0;
+		}
+		if (!t)
+			t = pop_inject(w);
+		if (!t)
+			return NULL;
+		if (prepare(w, t))
+			return t;
+	}
+}
+
+static struct weft_task *steal(struct worker *w)
+{
+	struct weft_rt *rt = w->rt;
+	int n = rt->nworkers;
+
+	if (n == 1 || !idle_begin_search(rt, w))
+		return pop_inject(w);
+	for (int round = 0; round < 3; round++) {
+		int start;
+
+		w->rng ^= w->rng << 13;
+		w->rng ^= w->rng >> 17;
+		w->rng ^= w->rng << 5;
+		start = (int)(w->rng % (uint32_t)n);
+		for (int i = 0; i < n; i++) {
+			struct worker *v = rt->workers[(start + i) % n];
+			struct weft_task *t;
+
+			if (v == w)
+				continue;
+			t = rq_steal_into(&v->rq, &w->rq);
+			if (t)
+				return t;
+		}
+		struct weft_task *t = pop_inject(w);
+
+		if (t)
+			return t;
+		for (int k = 0; k < 32 << round; k++)
+			cpu_relax();
+	}
+	return NULL;
+}
+
+/* --- switching ---------------------------------------------------------- */
+
+static void after_switch(struct worker *w)
+{
+	struct weft_task *t = w->pend_task;
+	enum pending_op op = w->pend_op;
+
+	w->pend_op = PEND_NONE;
+	w->pend_task = NULL;
+	w->budget = COOP_BUDGET;
+	switch (op) {
+	case PEND_NONE:
+		break;
+	case PEND_YIELD:
+		push_local(w, t);
+		break;
+	case PEND_PARK: {
+		uint64_t s = LOAD(&t->wstate, relaxed);
+
+		while ((s & WS_STATE_MASK) == WS_PARKING) {
+			/* Step 3. release: publishes t's saved context to the
+			 * waker that will queue it (acquire in weft__wake). */
+			if (CAS(&t->wstate, &s,
+				(s & ~(uint64_t)WS_STATE_MASK) | WS_WAITING,
+				release, acquire))
+				return;
+		}
+		/* Woken while switching away: queueing it is ours. */
+		push_local(w, t);
+		idle_notify(w->rt);
+		break;
+	}
+	case PEND_EXIT:
+		coro_release(&t->co);
+		stack_put(&w->rt->stacks, &w->stacks, t->co.stack_lo,
+			  t->co.stack_size);
+		weft__task_unref(t);
+		break;
+	}
+}
+
+/* Leaves the running task t with `op` pending and resumes the next local
+ * task, or the scheduler. Returns when t is resumed (maybe elsewhere). */
+static void switch_out(struct worker *w, struct weft_task *t,
+		       enum pending_op op)
+{
+	struct weft_task *next;
+
+	if (weft_unlikely(!stack_canary_ok(t->co.stack_lo)))
+		weft__stack_overflow_abort(t);
+	next = next_local(w);
+	if (!next && op == PEND_YIELD)
+		return; /* nothing else to run here: carry on */
+	w->pend_op = op;
+	w->pend_task = t;
+	w->current = next;
+	coro_switch(&t->co, next ? &next->co : &w->sched, op == PEND_EXIT);
+	/* Resumed, maybe on another thread: re-read the worker. */
+	after_switch(weft__worker());
+}
+
+void weft__yield_now(struct weft_task *t)
+{
+	switch_out(weft__worker(), t, PEND_YIELD);
+}
+
+void weft__coop_ready(void)
+{
+	struct worker *w = weft__worker();
+
+	if (w && w->current && --w->budget == 0) {
+		w->budget = COOP_BUDGET;
+		weft__yield_now(w->current);
+	}
+}
+
+uint64_t weft__park_begin(struct weft_task *t)
+{
+	uint64_t seq = ++t->wseq;
+	bool cancellable = t->shield == 0;
+
+	/* Step 1: seq_cst store, then seq_cst load of the flag. */
+	STORE(&t->wstate,
+	      (seq << WS_SEQ_SHIFT) | WS_PARKING |
+		      (cancellable ? WS_CANCELLABLE : 0),
+	      seq_cst);
+	if (cancellable && (LOAD(&t->flags, seq_cst) & TF_CANCELLED))
+		weft__wake(t, seq, WAKE_CANCELED, false);
+	return seq;
+}
+
+int weft__park_commit(struct weft_task *t, uint64_t wake_at)
+{
+	struct worker *w = weft__worker();
+	uint64_t seq = t->wseq, at = wake_at;
+	int at_reason = WAKE_OK, err = 0;
+	uint64_t s;
+
+	if (t->deadline < at) {
+		at = t->deadline;
+		at_reason = WAKE_TIMEDOUT;
+	}
+	if (at != UINT64_MAX) {
+		if (at <= weft_now()) {
+			weft__wake(t, seq, at_reason, false);
+		} else {
+			t->timer_at = at;
+			t->timer_seq = seq;
+			t->timer_reason = at_reason;
+			err = timer_arm(&w->timers, t);
+			if (err == 0)
+				t->armed = &w->timers;
+			else
+				weft__wake(t, seq, WAKE_NONE, false);
+		}
+	}
+	/* Already woken (by a racing waker, ourselves, or cancellation)? */
+	if ((LOAD(&t->wstate, relaxed) & WS_STATE_MASK) == WS_PARKING)
+		switch_out(w, t, PEND_PARK);
+	if (t->armed) {
+		timer_disarm(t->armed, t);
+		t->armed = NULL;
+	}
+	/* acquire: pairs with the winning waker's release CAS (step 4). */
+	s = LOAD(&t->wstate, acquire);
+	switch ((s & WS_REASON_MASK) >> WS_REASON_SHIFT) {
+	case WAKE_OK:
+		return 0;
+	case WAKE_TIMEDOUT:
+		return -ETIMEDOUT;
+	case WAKE_CANCELED:
+		return -ECANCELED;
+	default:
+		return err;
+	}
+}
+
+int weft__check_interrupt(struct weft_task *t)
+{
+	/* Relaxed: a cancel that this misses is caught by park_begin. */
+	if (t->shield == 0 && (LOAD(&t->flags, relaxed) & TF_CANCELLED))
+		return -ECANCELED;
+	if (t->deadline != UINT64_MAX && weft_now() >= t->deadline)
+		return -ETIMEDOUT;
+	return 0;
+}
+
+void weft__task_entry(void *arg)
+{
+	struct weft_task *t = arg;
+	int r;
+
+	coro_entered(&t->co);
+	after_switch(weft__worker());
+	r = t->fn(t->arg);
+	weft__task_complete(t, r);
+	switch_out(weft__worker(), t, PEND_EXIT);
+	__builtin_unreachable();
+}
+
+/* --- the worker thread -------------------------------------------------- */
+
+bool weft__rt_has_work(struct weft_rt *rt)
+{
+	if (!inject_empty(&rt->inject))
+		return true;
+	for (int i = 0; i < rt->nworkers; i++)
+		if (rq_len(&rt->workers[i]->rq) > 0)
+			return true;
+	return false;
+}
+
+static void run(struct worker *w, struct weft_task *t)
+{
+	w->current = t;
+	coro_switch(&w->sched, &t->co, false);
+	after_switch(w);
+}
+
+void *weft__worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct weft_rt *rt = w->rt;
+
+	tls_worker = w;
+	w->altstack = stack_thread_init();
+	coro_adopt_thread(&w->sched);
+	for (;;) {
+		struct weft_task *t = next_local(w);
+
+		if (!t) {
+			t = steal(w);
+			if (t && !prepare(w, t))
+				continue;
+		}
+		if (t) {
+			if (w->searching)
+				idle_end_search(rt, w);
+			run(w, t);
+			continue;
+		}
+		/* acquire: pairs with the release in weft_rt_shutdown; every
+		 * task has ended. */
+		if (LOAD(&rt->stop, acquire))
+			break;
+		uint64_t next = timer_next(&w->timers);
+
+		if (next != UINT64_MAX && next <= weft_now()) {
+			maintenance(w);
+			continue;
+		}
+		idle_park(rt, w, next);
+		maintenance(w);
+	}
+	stack_cache_drain(&rt->stacks, &w->stacks);
+	stack_thread_fini(w->altstack);
+	tls_worker = NULL;
+	return NULL;
+}

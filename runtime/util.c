@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+#include "internal.h"
+
+const char *weft_version(void)
+{
+	return WEFT_VERSION_STRING;
+}
+
+const char *weft_strerror(int err)
+{
+	switch (err) {
+	case 0:
+		return "success";
+	case -ECANCELED:
+		return "the task was cancelled";
+	case -ETIMEDOUT:
+		return "a deadline scope expired";
+	case -ESHUTDOWN:
+		return "the runtime is shutting down";
+	case -EPERM:
+		return "not allowed outside a weft task";
+	case -EDEADLK:
+		return "the call would wait for itself";
+	case -ESRCH:
+		return "the task has already finished";
+	case -ENOSPC:
+		return "too many nested deadline scopes";
+	default:
+		/* strerror is not thread-safe in every libc; the table in
+		 * glibc is, and weft only runs on glibc-compatible Linux. */
+		return err < 0 ? strerror(-err) : "not an error code";
+	}
+}
+
+uint64_t weft_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int weft__futex_wait(_Atomic uint32_t *addr, uint32_t expect,
+		     uint64_t timeout_ns)
+{
+	struct timespec ts, *tp = NULL;
+
+	if (timeout_ns != UINT64_MAX) {
+		ts.tv_sec = (time_t)(timeout_ns / 1000000000u);
+		ts.tv_nsec = (long)(timeout_ns % 1000000000u);
+		tp = &ts;
+	}
+	/* FUTEX_PRIVATE: the words are never shared between processes. */
+	if (syscall(SYS_futex, addr, FUTEX_WAIT_PRIVATE, expect, tp, NULL, 0))
+		return -errno;
+	return 0;
+}
+
+void weft__futex_wake(_Atomic uint32_t *addr, int n)
+{
+	syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+}
+
+/*
+ * Fault injection for tests: WEFT_FAIL_MALLOC=N or WEFT_FAIL_MMAP=N in the
+ * environment makes the Nth counted allocation or mapping fail (1-based).
+ * Read once; costs one relaxed load per call otherwise.
+ */
+static _Atomic long fail_at[2] = { -1, -1 };
+static _Atomic long fail_count[2];
+
+bool weft__fail_point(enum fail_kind k)
+{
+	long at = LOAD(&fail_at[k], relaxed);
+
+	if (at == -1) {
+		const char *e = getenv(k == WEFT_FAIL_MALLOC ? "WEFT_FAIL_MALLOC"
+							     : "WEFT_FAIL_MMAP");
+
+		at = e ? atol(e) : 0;
+		STORE(&fail_at[k], at, relaxed);
+	}
+	if (at <= 0)
+		return false;
+	return FADD(&fail_count[k], 1, relaxed) + 1 == at;
+}
