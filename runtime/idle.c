@@ -34,6 +34,15 @@
  *     counts itself unparked again (not searching), unless a notifier got
  *     there first, in which case it is already counted as a searcher.
  *
+ * Local pushes: a worker that queues work on its OWN run queue is awake and
+ * will run that work itself, so a missed notify there costs parallelism,
+ * never liveness. It uses idle_notify_hint(): the same test without the
+ * fence, which can read a stale `state` and skip a notify. The worker
+ * repeats the hint every INJECT_INTERVAL ticks while its queue is not empty
+ * (sched.c maintenance), which bounds how long a parked worker can miss
+ * stealable work. Pushes that only another worker can run (the inject
+ * queue) always use the full rule 1.
+ *
  * Why no wake-up is lost: a producer's publish + fence + read of `state`
  * and a parker's seq_cst decrement + fence + read of the queues form a
  * Dekker pair. Either the producer sees the parker still counted (searching
@@ -112,6 +121,14 @@ void idle_notify(struct weft_rt *rt)
 	pthread_mutex_unlock(&id->lock);
 	if (victim >= 0)
 		unpark_worker(rt->workers[victim]);
+}
+
+void idle_notify_hint(struct weft_rt *rt)
+{
+	uint32_t s = LOAD(&rt->idle.state, relaxed);
+
+	if (n_searching(s) == 0 && n_unparked(s) < (uint32_t)rt->idle.nworkers)
+		idle_notify(rt);
 }
 
 bool idle_begin_search(struct weft_rt *rt, struct worker *w)

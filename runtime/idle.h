@@ -29,6 +29,9 @@ void idle_destroy(struct idle *id);
 
 /* After making work visible: wakes one parked worker if none is searching.*/
 void idle_notify(struct weft_rt *rt);
+/* The cheap form for a worker's pushes onto its own run queue (see idle.c,
+ * "Local pushes"). */
+void idle_notify_hint(struct weft_rt *rt);
 /* A worker about to look for work elsewhere; false if enough already do. */
 bool idle_begin_search(struct weft_rt *rt, struct worker *w);
 /* A searching worker found work. */

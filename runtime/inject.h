@@ -3,11 +3,17 @@
  * The global injection queue: tasks spawned or woken from outside the
  * runtime's workers, and the overflow of full local queues. FIFO.
  *
- * A mutex-protected intrusive list. It is off the hot path: workers look at
- * it once every INJECT_INTERVAL scheduling ticks (fairness) or when their own
- * queue and stealing came up empty, and `len` lets them skip the lock when it
- * is empty. ck_fifo_mpmc would need a node allocation per entry (the task's
- * own link cannot be reused by its ABA-safe design) and is opaque to TSan.
+ * A mutex-protected queue of segments, each an array of task pointers, so
+ * that moving a batch in or out copies pointers and never walks the task
+ * records (a walk is a chain of cache misses when a million tasks wait).
+ * It is off the hot path: workers take one task every INJECT_INTERVAL
+ * scheduling ticks (fairness) and a batch when their own queue ran dry, and
+ * `len` lets them skip the lock when it is empty. If a segment cannot be
+ * allocated the tasks are linked through their own `next` field instead,
+ * so a push never fails.
+ *
+ * ck_fifo_mpmc was not used: it needs a node allocation per entry and is
+ * opaque to TSan (see atomic.h).
  */
 #ifndef WEFT_INJECT_H
 #define WEFT_INJECT_H
@@ -17,25 +23,26 @@
 #include "atomic.h"
 
 struct weft_task;
+struct inject_seg;
 
 struct inject {
 	pthread_mutex_t lock;
-	struct weft_task *head, *tail;	/* under lock */
+	struct inject_seg *head, *tail;	/* under lock */
+	struct inject_seg *spare;	/* under lock: one cached segment */
+	struct weft_task *chain, *chain_tail; /* under lock: OOM fallback */
 	/* Written under lock, read without it as an emptiness hint by any
 	 * worker (relaxed: a stale value only delays a look by a tick; the
-	 * idle protocol in idle.c re-checks with the lock before parking). */
+	 * idle protocol in idle.c orders it with fences where it matters). */
 	_Atomic size_t len;
 };
 
 void inject_init(struct inject *q);
 void inject_destroy(struct inject *q);
-/* Appends the chain first..last (linked by ->next, n tasks). */
-void inject_push_batch(struct inject *q, struct weft_task *first,
-		       struct weft_task *last, size_t n);
+/* Appends n tasks from v[]. */
+void inject_push_many(struct inject *q, struct weft_task *const *v, size_t n);
 void inject_push(struct inject *q, struct weft_task *t);
-/* Pops up to max tasks, returning the chain's head (NULL if empty) and the
- * count in *n. */
-struct weft_task *inject_pop_batch(struct inject *q, size_t max, size_t *n);
+/* Pops up to max tasks into v[]; returns how many. */
+size_t inject_pop_many(struct inject *q, struct weft_task **v, size_t max);
 static inline bool inject_empty(struct inject *q)
 {
 	return LOAD(&q->len, relaxed) == 0;

@@ -54,7 +54,9 @@ enum wake_reason {
 #define TF_CANCELLED 1u		/* weft_cancel was called */
 #define TF_DONE 2u		/* fn returned (or never ran); result set */
 #define TF_STARTED 4u		/* has a stack and a context */
-#define TF_DETACHED 8u		/* no handle: freed when done */
+#define TF_DETACHED 8u		/* the handle was joined or detached */
+#define TF_RELEASED 32u		/* the run side is done with the record */
+#define TF_JOINWAIT 16u		/* a joiner takes the slow path (task.c) */
 
 /* What the worker does right after switching away from a task, on the
  * next coroutine (the task's stack is not in use any more by then). */
@@ -67,46 +69,53 @@ enum pending_op {
 
 struct registry;
 
+/*
+ * The task record. 256 bytes, cache-line aligned, laid out by who touches
+ * what: spawn writes the first two lines, the join of a finished task reads
+ * only the first, and the fields only a running task needs are initialised
+ * by prepare() on the worker that first runs it.
+ */
 struct weft_task {
-	/* Scheduling. `next` links the task into the inject queue or an
-	 * overflow batch; owned by whoever holds the task runnable. */
+	/* --- line 0: spawn, wake, cancel, join --- */
+	/* `next` links the task into an inject-queue fallback chain or a free
+	 * magazine; owned by whoever holds the task. */
 	struct weft_task *next;
-	struct coro co;			/* context + stack (TF_STARTED) */
 	/* Park/wake word. Written by the task (park) and any waker (CAS). */
 	_Atomic uint64_t wstate;
-	uint64_t wseq;			/* task only: sequence of its last wait */
 	struct weft_rt *rt;		/* constant */
-
 	int (*fn)(void *);		/* constant */
 	void *arg;			/* constant */
-	int result;			/* written before TF_DONE (under lock) */
-	_Atomic uint32_t flags;		/* TF_*: any thread */
-	_Atomic uint32_t refs;		/* 1 run reference + 1 handle */
-	spinlock lock;			/* protects joiner and the DONE hand-off */
 	struct weft__waiter *joiner;	/* under lock */
+	int result;			/* written before TF_DONE */
+	_Atomic uint32_t flags;		/* TF_*: any thread */
+	spinlock lock;			/* protects joiner (task.c) */
 
-	/* Registry of live tasks, for shutdown: under reg->lock. */
-	struct weft_task *reg_prev, *reg_next;
+	/* --- line 1: set at spawn, read when it first runs --- */
+	uint64_t id __attribute__((aligned(64))); /* constant */
+	const char *name;		/* constant */
+	size_t stack_req;		/* constant: 0 = runtime default */
+	/* Registry of tasks that ever parked, for shutdown (task.c). The
+	 * links are under reg->lock; reg is set by the task at its first
+	 * park and read by whoever completes it. */
 	struct registry *reg;
+	struct weft_task *reg_prev, *reg_next;
+	uint64_t wseq;			/* task only: sequence of its last wait */
 
+	/* --- lines 2-3: the running task --- */
+	struct coro co;			/* context + stack (TF_STARTED) */
 	/* Timer: written by the task before it arms, read by the worker
 	 * that fires it, under that heap's lock. */
 	uint64_t timer_at;
-	uint64_t timer_seq;
 	int timer_reason;
-	int64_t heap_idx;		/* under the heap's lock; -1: not armed */
+	int heap_idx;			/* under the heap's lock; -1: not armed */
 	struct timer_heap *armed;	/* task only: heap it armed, or NULL */
-
 	/* Deadline scopes and shields: the task only. */
 	uint64_t deadline;		/* effective deadline, UINT64_MAX: none */
-	uint64_t outer[WEFT_TIMEOUT_DEPTH];
-	uint8_t ndeadlines;
+	uint64_t *outer;		/* enclosing deadlines, allocated by the
+					   first weft_timeout_begin */
 	uint32_t shield;
-
-	uint64_t id;			/* constant */
-	const char *name;		/* constant */
-	size_t stack_req;		/* constant: 0 = runtime default */
-};
+	uint8_t ndeadlines;
+} __attribute__((aligned(64)));
 
 /* Something blocked until a wake: a task or a plain thread. Lives on the
  * waiter's stack for the duration of the wait. */
@@ -116,12 +125,11 @@ struct weft__waiter {
 	_Atomic uint32_t futex;		/* plain thread: 0 waiting, 1 woken */
 };
 
-/* Live tasks, so shutdown can cancel them all. One per worker (tasks it
- * spawned) plus one for tasks spawned from outside. */
+/* Tasks that have parked at least once, so shutdown can wake and cancel
+ * them; one per worker (where the task first parked). */
 struct registry {
 	spinlock lock;
 	struct weft_task *head;		/* under lock */
-	_Atomic size_t count;		/* under lock; read by shutdown */
 } cacheline_aligned;
 
 #define PARK_NOTIFIED 0u
@@ -141,9 +149,17 @@ struct worker {
 	uint32_t rng;
 	bool searching;			/* counted as searching in idle.state */
 	uint64_t id_next, id_end;	/* block of task ids */
+	/* Free task records (task.c): the current magazine, and full ones. */
+	struct weft_task *mag;
+	uint32_t mag_n;
+	uint32_t nfull;
+	struct weft_task *full, *full_tail;
 	struct stack_cache stacks;
 	struct timer_heap timers;	/* see timer.h for who touches it */
 	struct registry reg;
+	/* Tasks spawned on / completed on this worker. Written only by the
+	 * worker's thread (release), summed by shutdown (rt.c). */
+	_Atomic uint64_t n_spawned, n_completed;
 	_Atomic uint32_t park cacheline_aligned; /* futex word, idle.c */
 	int index;			/* constant */
 	struct weft_rt *rt;		/* constant */
@@ -158,13 +174,22 @@ struct weft_rt {
 	struct inject inject;
 	struct idle idle;
 	struct stack_pool stacks;
-	struct registry ext_reg;	/* tasks spawned from outside */
+	_Atomic uint64_t ext_spawned;	/* tasks spawned from outside */
+	/* Magazines of free task records not held by a worker, and every
+	 * chunk of records (task.c); under task_lock. */
+	pthread_mutex_t task_lock;
+	struct weft_task *depot;
+	struct task_chunk *task_chunks;
+	size_t nchunks;
 	/* Shutdown: `closing` is set once (seq_cst, see task.c spawn);
 	 * `exit_epoch` is a futex bumped when a task ends while closing;
 	 * `stop` tells workers to exit once every task has ended. */
 	_Atomic int closing;
 	_Atomic uint32_t exit_epoch;
 	_Atomic int stop;
+	/* weft_run's first task: its end closes the runtime. Written before
+	 * the task can run (the queue push publishes it). */
+	struct weft_task *root;
 	bool stopped;			/* owner thread of rt only */
 	bool threads_started;
 };
@@ -200,11 +225,20 @@ void weft__yield_now(struct weft_task *t);
 
 /* Finishes a task that never ran (cancelled before start, or no stack). */
 void weft__task_complete(struct weft_task *t, int result);
-void weft__task_unref(struct weft_task *t);
+/* Drops the run side's (TF_RELEASED) or the handle's (TF_DETACHED) claim
+ * on the record; the second one frees it. */
+void weft__task_release(struct weft_task *t, uint32_t side);
+void weft__task_pool_destroy(struct weft_rt *rt);
 void weft__task_entry(void *arg);
+int weft__join(weft_task *t, int *result, bool *started);
+int weft__rt_spawn_root(weft_rt *rt, weft_task **out, int (*fn)(void *),
+			void *arg);
 
 bool weft__rt_has_work(struct weft_rt *rt);
 void weft__registry_cancel_all(struct registry *r);
+/* A task's first park: joins its worker's registry. Returns true if the
+ * runtime is closing (the caller then cancels the task). */
+bool weft__registry_add(struct registry *r, struct weft_task *t);
 void *weft__worker_main(void *arg);
 
 void weft__stack_overflow_abort(const struct weft_task *t)

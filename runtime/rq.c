@@ -27,6 +27,11 @@
  *     load tail with acquire. The acquire on head pairs with a thief's
  *     final release CAS of step 4: once the owner sees steal advanced, the
  *     thief's reads of those slots are complete and they may be reused.
+ *     The owner keeps the last steal it read (steal_seen): steal only
+ *     grows, so tail - steal_seen < RQ_CAP proves there is room, and the
+ *     slot it then fills last held index tail - RQ_CAP < steal_seen, whose
+ *     reads that earlier acquire already ordered. Only a push that may not
+ *     fit reads the shared head line.
  *  2. pop: CAS real (and steal, if no thief) forward by one. Only the owner
  *     writes slots, so it can read the slot after winning the CAS.
  *  3. steal: CAS head from (s, r) with s == r to (s, r + n): the slots
@@ -61,6 +66,7 @@ void rq_init(struct rq *q)
 {
 	STORE(&q->head, 0, relaxed);
 	STORE(&q->tail, 0, relaxed);
+	q->steal_seen = q->real_seen = 0;
 	for (uint32_t i = 0; i < RQ_CAP; i++)
 		STORE(&q->buf[i], NULL, relaxed);
 }
@@ -80,45 +86,60 @@ static bool push_overflow(struct rq *q, struct weft_task *t, uint32_t real,
 	if (!CAS(&q->head, &expect, pack(real + n, real + n), release,
 		 relaxed))
 		return false;
-	struct weft_task *first = LOAD(&q->buf[real & RQ_MASK], relaxed);
-	struct weft_task *prev = first;
+	/* The claimed slots are ours alone now; hand them over in chunks
+	 * (a bounded stack buffer: this may run on a small task stack). */
+	struct weft_task *chunk[64];
+	uint32_t k = 0;
 
-	for (uint32_t i = 1; i < n; i++) {
-		struct weft_task *x = LOAD(&q->buf[(real + i) & RQ_MASK], relaxed);
-
-		prev->next = x;
-		prev = x;
+	for (uint32_t i = 0; i < n; i++) {
+		chunk[k++] = LOAD(&q->buf[(real + i) & RQ_MASK], relaxed);
+		if (k == 64 || i == n - 1) {
+			if (i == n - 1 && k < 64) {
+				chunk[k++] = t;
+				t = NULL;
+			}
+			spill(ctx, chunk, k);
+			k = 0;
+		}
 	}
-	prev->next = t;
-	t->next = NULL;
-	spill(ctx, first, t, n + 1);
+	if (t)
+		spill(ctx, &t, 1);
 	return true;
 }
 
-void rq_push_local(struct rq *q, struct weft_task *t, rq_overflow_fn spill,
+bool rq_push_local(struct rq *q, struct weft_task *t, rq_overflow_fn spill,
 		   void *ctx)
 {
-	for (;;) {
-		/* acquire: pairs with the thief's release in step 4. */
-		uint64_t head = LOAD(&q->head, acquire);
-		uint32_t steal = unpack_steal(head), real = unpack_real(head);
-		uint32_t tail = LOAD(&q->tail, relaxed); /* we wrote it */
+	uint32_t tail = LOAD(&q->tail, relaxed); /* we wrote it */
 
-		if (tail - steal < RQ_CAP) {
+	for (;;) {
+		if (tail - q->steal_seen < RQ_CAP) {
+			bool was_empty = tail == q->real_seen;
+
 			STORE(&q->buf[tail & RQ_MASK], t, relaxed);
 			/* release: publishes the slot to thieves (step 1). */
 			STORE(&q->tail, tail + 1, release);
-			return;
+			return was_empty;
+		}
+		/* acquire: pairs with the thief's release in step 4. */
+		uint64_t head = LOAD(&q->head, acquire);
+		uint32_t steal = unpack_steal(head), real = unpack_real(head);
+
+		q->real_seen = real;
+		if (tail - steal < RQ_CAP) {
+			q->steal_seen = steal;
+			continue;
 		}
 		if (steal != real) {
 			/* A thief is draining slots; it will make room, but
 			 * do not wait for it: hand this one task over. */
-			t->next = NULL;
-			spill(ctx, t, t, 1);
-			return;
+			spill(ctx, &t, 1);
+			return false;
 		}
-		if (push_overflow(q, t, real, tail, spill, ctx))
-			return;
+		if (push_overflow(q, t, real, tail, spill, ctx)) {
+			q->steal_seen = q->real_seen = real + RQ_CAP / 2;
+			return false;
+		}
 	}
 }
 
@@ -137,8 +158,12 @@ struct weft_task *rq_pop_local(struct rq *q)
 		/* acq_rel on success: release orders our earlier reads of
 		 * this slot index (in a previous lap) before a future claim;
 		 * failure reloads head (acquire) to retry against a thief. */
-		if (CAS(&q->head, &head, next, acq_rel, acquire))
+		if (CAS(&q->head, &head, next, acq_rel, acquire)) {
+			q->real_seen = real + 1;
+			if (steal == real)
+				q->steal_seen = real + 1;
 			return LOAD(&q->buf[real & RQ_MASK], relaxed);
+		}
 	}
 }
 

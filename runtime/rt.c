@@ -5,9 +5,10 @@
  * Shutdown (weft_rt_shutdown):
  *  1. set `closing` (seq_cst): from here spawns from outside fail with
  *     -ESHUTDOWN, and spawns by tasks create tasks already cancelled;
- *  2. cancel every task in every registry (task.c explains why none is
- *     missed);
- *  3. wait until the registries are empty: a task that ends while closing
+ *  2. cancel every task that ever parked (the registries) and let the
+ *     others see `closing` at their next suspending call (task.c explains
+ *     why none is missed);
+ *  3. wait until no task is alive (live_tasks): a task that ends while closing
  *     bumps `exit_epoch` and futex-wakes it; the waiter reads the epoch
  *     before summing the counts, so an end it did not count changes the
  *     epoch and its futex_wait returns at once;
@@ -53,6 +54,7 @@ static void free_workers(struct weft_rt *rt)
 static void destroy(struct weft_rt *rt)
 {
 	free_workers(rt);
+	weft__task_pool_destroy(rt);
 	stack_pool_destroy(&rt->stacks);
 	idle_destroy(&rt->idle);
 	inject_destroy(&rt->inject);
@@ -98,7 +100,7 @@ int weft_rt_new(weft_rt **out, const weft_config *cfg)
 	rt->stack_size = c.stack_size ? stack_round_size(c.stack_size)
 				      : STACK_DEFAULT_SIZE;
 	inject_init(&rt->inject);
-	rt->ext_reg.lock = (spinlock)SPINLOCK_INIT;
+	pthread_mutex_init(&rt->task_lock, NULL);
 	if (idle_init(&rt->idle, n) < 0) {
 		inject_destroy(&rt->inject);
 		free(rt);
@@ -147,14 +149,23 @@ int weft_rt_workers(const weft_rt *rt)
 	return rt ? rt->nworkers : -EINVAL;
 }
 
-static size_t live_tasks(struct weft_rt *rt)
+/*
+ * Tasks alive = spawned - completed. Completions are summed FIRST: every
+ * completion we count was preceded by its spawn's count (the spawn counts
+ * before it queues the task; acquire/release make that visible to us), so
+ * a task can never be counted completed but not spawned, and 0 really means
+ * none was alive when the completions were read.
+ */
+static uint64_t live_tasks(struct weft_rt *rt)
 {
-	/* acquire: pairs with the release in registry_remove. */
-	size_t n = LOAD(&rt->ext_reg.count, acquire);
+	uint64_t done = 0, spawned;
 
 	for (int i = 0; i < rt->nworkers; i++)
-		n += LOAD(&rt->workers[i]->reg.count, acquire);
-	return n;
+		done += LOAD(&rt->workers[i]->n_completed, acquire);
+	spawned = LOAD(&rt->ext_spawned, acquire);
+	for (int i = 0; i < rt->nworkers; i++)
+		spawned += LOAD(&rt->workers[i]->n_spawned, acquire);
+	return spawned - done;
 }
 
 int weft_rt_shutdown(weft_rt *rt, uint64_t timeout_ns)
@@ -170,7 +181,6 @@ int weft_rt_shutdown(weft_rt *rt, uint64_t timeout_ns)
 		return 0;
 	deadline = timeout_ns > UINT64_MAX - now ? UINT64_MAX : now + timeout_ns;
 	STORE(&rt->closing, 1, seq_cst);
-	weft__registry_cancel_all(&rt->ext_reg);
 	for (int i = 0; i < rt->nworkers; i++)
 		weft__registry_cancel_all(&rt->workers[i]->reg);
 	for (;;) {
@@ -201,25 +211,36 @@ void weft_rt_free(weft_rt *rt)
 	destroy(rt);
 }
 
-int weft_rt_block_on(weft_rt *rt, int (*fn)(void *), void *arg, int *result)
+static int block_on(weft_rt *rt, int (*fn)(void *), void *arg, int *result,
+		    bool root)
 {
 	struct worker *w = weft__worker();
 	weft_task *t;
+	bool started;
 	int rc, r;
 
 	if (!rt || !fn)
 		return -EINVAL;
 	if (w && w->rt == rt)
 		return -EDEADLK;
-	rc = weft_rt_spawn(rt, &t, fn, arg);
+	rc = root ? weft__rt_spawn_root(rt, &t, fn, arg)
+		  : weft_rt_spawn(rt, &t, fn, arg);
 	if (rc)
 		return rc;
-	rc = weft_join(t, &r);
+	rc = weft__join(t, &r, &started);
 	if (rc)
 		return rc;
 	if (result)
 		*result = r;
-	return 0;
+	if (started)
+		return 0;
+	/* Cancelled by a shutdown before it ever ran, or no stack for it. */
+	return r == -ECANCELED ? -ESHUTDOWN : r;
+}
+
+int weft_rt_block_on(weft_rt *rt, int (*fn)(void *), void *arg, int *result)
+{
+	return block_on(rt, fn, arg, result, false);
 }
 
 int weft_run(const weft_config *cfg, int (*fn)(void *), void *arg,
@@ -233,7 +254,7 @@ int weft_run(const weft_config *cfg, int (*fn)(void *), void *arg,
 	rc = weft_rt_new(&rt, cfg);
 	if (rc)
 		return rc;
-	rc = weft_rt_block_on(rt, fn, arg, result);
+	rc = block_on(rt, fn, arg, result, true);
 	weft_rt_free(rt);
 	return rc;
 }

@@ -65,17 +65,27 @@ const struct weft_task *weft__signal_current_task(void)
 	return w ? w->current : NULL;
 }
 
-static void spill_to_inject(void *ctx, struct weft_task *first,
-			    struct weft_task *last, size_t n)
+static void spill_to_inject(void *ctx, struct weft_task *const *v, size_t n)
 {
 	struct weft_rt *rt = ctx;
 
-	inject_push_batch(&rt->inject, first, last, n);
+	inject_push_many(&rt->inject, v, n);
 }
 
-static inline void push_local(struct worker *w, struct weft_task *t)
+/* Returns true if the queue looked empty before (see rq_push_local). */
+static inline bool push_local(struct worker *w, struct weft_task *t)
 {
-	rq_push_local(&w->rq, t, spill_to_inject, w->rt);
+	return rq_push_local(&w->rq, t, spill_to_inject, w->rt);
+}
+
+/* Work this worker queued on its own queue could keep another busy: see
+ * idle.c, "Local pushes". With a single worker there is no other. Called
+ * when the queue turns non-empty: while it stays non-empty, a searcher that
+ * parks re-checks it (idle.c rule 4) and maintenance() repeats the hint. */
+static inline void notify_others(struct worker *w)
+{
+	if (w->rt->nworkers > 1)
+		idle_notify_hint(w->rt);
 }
 
 void weft__schedule(struct weft_task *t, bool lifo)
@@ -95,12 +105,12 @@ void weft__schedule(struct weft_task *t, bool lifo)
 				return;
 			t = prev;
 		}
-		push_local(w, t);
+		if (push_local(w, t))
+			notify_others(w);
 	} else {
 		inject_push(&rt->inject, t);
+		idle_notify(rt); /* idle.c rule 1 */
 	}
-	/* Work became visible to other workers: idle.c rule 1. */
-	idle_notify(rt);
 }
 
 bool weft__wake(struct weft_task *t, uint64_t seq, int reason, bool lifo)
@@ -154,14 +164,23 @@ static bool prepare(struct worker *w, struct weft_task *t)
 
 	if (f & TF_STARTED)
 		return true;
-	if (f & TF_CANCELLED) {
+	/* The running task's own fields (see struct weft_task). */
+	t->reg = NULL;
+	t->wseq = 0;
+	t->heap_idx = -1;
+	t->armed = NULL;
+	t->deadline = UINT64_MAX;
+	t->outer = NULL;
+	t->shield = 0;
+	t->ndeadlines = 0;
+	if ((f & TF_CANCELLED) || LOAD(&w->rt->closing, relaxed)) {
 		weft__task_complete(t, -ECANCELED);
-		weft__task_unref(t);
+		weft__task_release(t, TF_RELEASED);
 		return false;
 	}
 	if (stack_get(&w->rt->stacks, &w->stacks, t->stack_req, &lo) < 0) {
 		weft__task_complete(t, -ENOMEM);
-		weft__task_unref(t);
+		weft__task_release(t, TF_RELEASED);
 		return false;
 	}
 	coro_make(&t->co, lo, t->stack_req ? t->stack_req : w->rt->stack_size,
@@ -170,28 +189,27 @@ static bool prepare(struct worker *w, struct weft_task *t)
 	return true;
 }
 
-static struct weft_task *pop_inject(struct worker *w)
+/* Takes one task from the inject queue, or with `batch` a fair share of it
+ * into the local queue as well (when the local queue ran dry). */
+static struct weft_task *pop_inject(struct worker *w, bool batch)
 {
 	struct weft_rt *rt = w->rt;
-	size_t n, max;
-	struct weft_task *first, *t;
+	struct weft_task *v[64];
+	size_t n, max = 1;
 
 	if (inject_empty(&rt->inject))
 		return NULL;
-	/* Take a fair share into the local queue, not just one. */
-	max = LOAD(&rt->inject.len, relaxed) / (size_t)rt->nworkers + 1;
-	if (max > RQ_CAP / 2)
-		max = RQ_CAP / 2;
-	first = inject_pop_batch(&rt->inject, max, &n);
-	if (!first)
-		return NULL;
-	for (t = first->next; t;) {
-		struct weft_task *next = t->next;
-
-		push_local(w, t);
-		t = next;
+	if (batch) {
+		max = LOAD(&rt->inject.len, relaxed) / (size_t)rt->nworkers + 1;
+		if (max > 64)
+			max = 64;
 	}
-	return first;
+	n = inject_pop_many(&rt->inject, v, max);
+	if (n == 0)
+		return NULL;
+	for (size_t i = 1; i < n; i++)
+		push_local(w, v[i]);
+	return v[0];
 }
 
 static void maintenance(struct worker *w)
@@ -200,6 +218,8 @@ static void maintenance(struct worker *w)
 
 	if (next != UINT64_MAX)
 		timer_fire_expired(&w->timers, weft_now());
+	if (rq_len(&w->rq) > 0)
+		notify_others(w); /* bounds a missed hint (idle.c) */
 }
 
 static struct weft_task *next_local(struct worker *w)
@@ -212,7 +232,7 @@ static struct weft_task *next_local(struct worker *w)
 			 * starved by a busy local queue. */
 			w->tick = 0;
 			maintenance(w);
-			t = pop_inject(w);
+			t = pop_inject(w, false);
 		}
 		if (!t && w->lifo) {
 			if (w->lifo_streak < LIFO_MAX_STREAK) {
@@ -231,7 +251,7 @@ static struct weft_task *next_local(struct worker *w)
 				w->lifo_streak = 0;
 		}
 		if (!t)
-			t = pop_inject(w);
+			t = pop_inject(w, true);
 		if (!t)
 			return NULL;
 		if (prepare(w, t))
@@ -239,14 +259,22 @@ static struct weft_task *next_local(struct worker *w)
 	}
 }
 
+/* How long an idle worker keeps looking for work before it parks: long
+ * enough to bridge the gaps of a producer that spawns or wakes in a loop
+ * (each park and wake costs both sides a futex syscall), short enough not
+ * to matter to an idle process. */
+#define SEARCH_SPIN_NS 20000
+
 static struct weft_task *steal(struct worker *w)
 {
 	struct weft_rt *rt = w->rt;
 	int n = rt->nworkers;
+	uint64_t until = 0;
 
 	if (n == 1 || !idle_begin_search(rt, w))
-		return pop_inject(w);
-	for (int round = 0; round < 3; round++) {
+		return pop_inject(w, true);
+	for (unsigned round = 0;; round++) {
+		struct weft_task *t;
 		int start;
 
 		w->rng ^= w->rng << 13;
@@ -255,7 +283,6 @@ static struct weft_task *steal(struct worker *w)
 		start = (int)(w->rng % (uint32_t)n);
 		for (int i = 0; i < n; i++) {
 			struct worker *v = rt->workers[(start + i) % n];
-			struct weft_task *t;
 
 			if (v == w)
 				continue;
@@ -263,14 +290,20 @@ static struct weft_task *steal(struct worker *w)
 			if (t)
 				return t;
 		}
-		struct weft_task *t = pop_inject(w);
-
+		t = pop_inject(w, true);
 		if (t)
 			return t;
-		for (int k = 0; k < 32 << round; k++)
+		if (timer_next(&w->timers) != UINT64_MAX)
+			return NULL; /* go and fire timers, park until due */
+		if (LOAD(&rt->stop, relaxed))
+			return NULL;
+		if (round == 0)
+			until = weft_now() + SEARCH_SPIN_NS;
+		else if (weft_now() >= until)
+			return NULL;
+		for (int k = 0; k < 64; k++)
 			cpu_relax();
 	}
-	return NULL;
 }
 
 /* --- switching ---------------------------------------------------------- */
@@ -301,15 +334,15 @@ static void after_switch(struct worker *w)
 				return;
 		}
 		/* Woken while switching away: queueing it is ours. */
-		push_local(w, t);
-		idle_notify(w->rt);
+		if (push_local(w, t))
+			notify_others(w);
 		break;
 	}
 	case PEND_EXIT:
 		coro_release(&t->co);
 		stack_put(&w->rt->stacks, &w->stacks, t->co.stack_lo,
 			  t->co.stack_size);
-		weft__task_unref(t);
+		weft__task_release(t, TF_RELEASED);
 		break;
 	}
 }
@@ -354,6 +387,10 @@ uint64_t weft__park_begin(struct weft_task *t)
 	uint64_t seq = ++t->wseq;
 	bool cancellable = t->shield == 0;
 
+	if (weft_unlikely(!t->reg) &&
+	    weft__registry_add(&weft__worker()->reg, t))
+		FOR(&t->flags, TF_CANCELLED, seq_cst); /* shutdown began */
+
 	/* Step 1: seq_cst store, then seq_cst load of the flag. */
 	STORE(&t->wstate,
 	      (seq << WS_SEQ_SHIFT) | WS_PARKING |
@@ -380,7 +417,6 @@ int weft__park_commit(struct weft_task *t, uint64_t wake_at)
 			weft__wake(t, seq, at_reason, false);
 		} else {
 			t->timer_at = at;
-			t->timer_seq = seq;
 			t->timer_reason = at_reason;
 			err = timer_arm(&w->timers, t);
 			if (err == 0)
@@ -412,8 +448,11 @@ int weft__park_commit(struct weft_task *t, uint64_t wake_at)
 
 int weft__check_interrupt(struct weft_task *t)
 {
-	/* Relaxed: a cancel that this misses is caught by park_begin. */
-	if (t->shield == 0 && (LOAD(&t->flags, relaxed) & TF_CANCELLED))
+	/* Relaxed: a cancel that this misses is caught by park_begin. A
+	 * closing runtime cancels every task, including the ones that
+	 * never parked and so are in no registry (task.c). */
+	if (t->shield == 0 && ((LOAD(&t->flags, relaxed) & TF_CANCELLED) ||
+			       LOAD(&t->rt->closing, relaxed)))
 		return -ECANCELED;
 	if (t->deadline != UINT64_MAX && weft_now() >= t->deadline)
 		return -ETIMEDOUT;

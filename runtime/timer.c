@@ -22,7 +22,7 @@ void timer_heap_destroy(struct timer_heap *h)
 static inline void place(struct timer_heap *h, size_t i, struct weft_task *t)
 {
 	h->v[i] = t;
-	t->heap_idx = (int64_t)i;
+	t->heap_idx = (int)i;
 }
 
 static void sift_up(struct timer_heap *h, size_t i)
@@ -123,9 +123,11 @@ size_t timer_fire_expired(struct timer_heap *h, uint64_t now)
 
 		remove_at(h, 0);
 		/* Wake under the lock: a task woken by someone else must
-		 * take this lock to disarm before it may finish and be
-		 * freed, so t is alive here (see sched.c, "timers"). */
-		woke += weft__wake(t, t->timer_seq, t->timer_reason, false);
+		 * take this lock to disarm before it may finish or wait
+		 * again, so t is alive and still in the wait that armed this
+		 * entry, whose seq is the one in wstate now (sched.c). */
+		woke += weft__wake(t, LOAD(&t->wstate, relaxed) >> WS_SEQ_SHIFT,
+				   t->timer_reason, false);
 	}
 	update_min(h);
 	spin_unlock(&h->lock);

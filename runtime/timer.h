@@ -33,7 +33,7 @@ struct timer_heap {
 
 void timer_heap_init(struct timer_heap *h);
 void timer_heap_destroy(struct timer_heap *h);
-/* Inserts t (t->timer_at, t->timer_seq, t->timer_reason set by the caller).
+/* Inserts t (t->timer_at and t->timer_reason set by the caller).
  * Returns -ENOMEM if the heap cannot grow. */
 int timer_arm(struct timer_heap *h, struct weft_task *t);
 /* Removes t if it is still in h. */
