@@ -14,8 +14,9 @@
  *     worker is searching, it does nothing: that worker will find the task
  *     (rule 3). Otherwise, if a worker is parked, it pops one sleeper under
  *     lock, counts it unparked AND searching (so concurrent producers do not
- *     wake a second one for the same work), sets its `park` word to NOTIFIED
- *     and futex-wakes it. One task, at most one wake: no herd.
+ *     wake a second one for the same work) and sets its `park` word to
+ *     NOTIFIED, all under the lock, then futex-wakes it. One task, at most
+ *     one wake: no herd.
  *  2. A worker out of local work becomes a searcher only while fewer than
  *     half of the unparked workers search (bounded spinning); it steals from
  *     the others and polls the inject queue a few rounds.
@@ -40,8 +41,15 @@
  * fence, which can read a stale `state` and skip a notify. The worker
  * repeats the hint every INJECT_INTERVAL ticks while its queue is not empty
  * (sched.c maintenance), which bounds how long a parked worker can miss
- * stealable work. Pushes that only another worker can run (the inject
- * queue) always use the full rule 1.
+ * stealable work. A worker's overflow spill into the inject queue is the
+ * same case (the spilling worker is awake and polls the inject queue) and
+ * also uses the hint. Pushes from outside the workers, which only a worker
+ * can run, always use the full rule 1.
+ *
+ * Parallelism, not liveness: a worker that may not search (rule 2) parks
+ * without re-checking the queues; if the last searcher stops searching
+ * before that worker is on `sleepers`, the rule 3 notify finds nobody and
+ * work waits for a busy worker to reach it. Tokio has the same shape.
  *
  * Why no wake-up is lost: a producer's publish + fence + read of `state`
  * and a parker's seq_cst decrement + fence + read of the queues form a
@@ -93,14 +101,6 @@ void idle_destroy(struct idle *id)
 	free(id->sleepers);
 }
 
-static void unpark_worker(struct worker *w)
-{
-	/* release: pairs with the acquire load in idle_park's wait loop; the
-	 * worker then sees the state counts we updated for it. */
-	STORE(&w->park, PARK_NOTIFIED, release);
-	weft__futex_wake(&w->park, 1);
-}
-
 void idle_notify(struct weft_rt *rt)
 {
 	struct idle *id = &rt->idle;
@@ -117,10 +117,14 @@ void idle_notify(struct weft_rt *rt)
 	if (n_searching(s) == 0 && id->nsleepers > 0) {
 		victim = id->sleepers[--id->nsleepers];
 		FADD(&id->state, UNPARK_ONE | SEARCH_ONE, seq_cst);
+		/* Under the lock, together with the sleepers list and the
+		 * counts: a parker whose wait timed out decides under the same
+		 * lock whether it was notified (rule 5). */
+		STORE(&rt->workers[victim]->park, PARK_NOTIFIED, release);
 	}
 	pthread_mutex_unlock(&id->lock);
 	if (victim >= 0)
-		unpark_worker(rt->workers[victim]);
+		weft__futex_wake(&rt->workers[victim]->park, 1);
 }
 
 void idle_notify_hint(struct weft_rt *rt)
@@ -181,7 +185,7 @@ void idle_park(struct weft_rt *rt, struct worker *w, uint64_t deadline)
 			idle_notify(rt);
 	}
 
-	/* Rule 5. acquire: pairs with unpark_worker's release. */
+	/* Rule 5. acquire: pairs with the notifier's release store. */
 	while (LOAD(&w->park, acquire) == PARK_WAITING &&
 	       !LOAD(&rt->stop, relaxed)) {
 		uint64_t now = weft_now();
@@ -223,7 +227,8 @@ void idle_wake_all(struct weft_rt *rt)
 		int v = id->sleepers[--id->nsleepers];
 
 		FADD(&id->state, UNPARK_ONE | SEARCH_ONE, seq_cst);
-		unpark_worker(rt->workers[v]);
+		STORE(&rt->workers[v]->park, PARK_NOTIFIED, release);
+		weft__futex_wake(&rt->workers[v]->park, 1);
 	}
 	pthread_mutex_unlock(&id->lock);
 }

@@ -187,8 +187,8 @@ struct weft_rt {
 	_Atomic int closing;
 	_Atomic uint32_t exit_epoch;
 	_Atomic int stop;
-	/* weft_run's first task: its end closes the runtime. Written before
-	 * the task can run (the queue push publishes it). */
+	/* weft_run's first task: its end closes the runtime. Written by
+	 * spawn before the task is queued (the queue push publishes it). */
 	struct weft_task *root;
 	bool stopped;			/* owner thread of rt only */
 	bool threads_started;

@@ -66,7 +66,7 @@ void rq_init(struct rq *q)
 {
 	STORE(&q->head, 0, relaxed);
 	STORE(&q->tail, 0, relaxed);
-	q->steal_seen = q->real_seen = 0;
+	q->steal_seen = 0;
 	for (uint32_t i = 0; i < RQ_CAP; i++)
 		STORE(&q->buf[i], NULL, relaxed);
 }
@@ -107,25 +107,22 @@ static bool push_overflow(struct rq *q, struct weft_task *t, uint32_t real,
 	return true;
 }
 
-bool rq_push_local(struct rq *q, struct weft_task *t, rq_overflow_fn spill,
+void rq_push_local(struct rq *q, struct weft_task *t, rq_overflow_fn spill,
 		   void *ctx)
 {
 	uint32_t tail = LOAD(&q->tail, relaxed); /* we wrote it */
 
 	for (;;) {
 		if (tail - q->steal_seen < RQ_CAP) {
-			bool was_empty = tail == q->real_seen;
-
 			STORE(&q->buf[tail & RQ_MASK], t, relaxed);
 			/* release: publishes the slot to thieves (step 1). */
 			STORE(&q->tail, tail + 1, release);
-			return was_empty;
+			return;
 		}
 		/* acquire: pairs with the thief's release in step 4. */
 		uint64_t head = LOAD(&q->head, acquire);
 		uint32_t steal = unpack_steal(head), real = unpack_real(head);
 
-		q->real_seen = real;
 		if (tail - steal < RQ_CAP) {
 			q->steal_seen = steal;
 			continue;
@@ -134,11 +131,11 @@ bool rq_push_local(struct rq *q, struct weft_task *t, rq_overflow_fn spill,
 			/* A thief is draining slots; it will make room, but
 			 * do not wait for it: hand this one task over. */
 			spill(ctx, &t, 1);
-			return false;
+			return;
 		}
 		if (push_overflow(q, t, real, tail, spill, ctx)) {
-			q->steal_seen = q->real_seen = real + RQ_CAP / 2;
-			return false;
+			q->steal_seen = real + RQ_CAP / 2;
+			return;
 		}
 	}
 }
@@ -159,7 +156,6 @@ struct weft_task *rq_pop_local(struct rq *q)
 		 * this slot index (in a previous lap) before a future claim;
 		 * failure reloads head (acquire) to retry against a thief. */
 		if (CAS(&q->head, &head, next, acq_rel, acquire)) {
-			q->real_seen = real + 1;
 			if (steal == real)
 				q->steal_seen = real + 1;
 			return LOAD(&q->buf[real & RQ_MASK], relaxed);

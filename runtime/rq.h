@@ -28,9 +28,9 @@ struct rq {
 	_Atomic uint64_t head cacheline_aligned;
 	/* Next slot to fill. Written only by the owner; read by thieves. */
 	_Atomic uint32_t tail;
-	/* Owner-only lower bounds of steal and real, as last observed: pushes
-	 * that have room for sure need not read the shared head line. */
-	uint32_t steal_seen, real_seen;
+	/* Owner-only lower bound of steal, as last observed: pushes that have
+	 * room for sure need not read the shared head line. */
+	uint32_t steal_seen;
 	_Atomic(struct weft_task *) buf[WEFT_RQ_CAP];
 };
 
@@ -40,10 +40,8 @@ typedef void (*rq_overflow_fn)(void *ctx, struct weft_task *const *v,
 			       size_t n);
 
 void rq_init(struct rq *q);
-/* Owner only. Never fails: moves half the ring plus t to `spill` when full.
- * Returns true if the queue looked empty before the push (a hint: it may
- * say false for a queue that thieves just emptied). */
-bool rq_push_local(struct rq *q, struct weft_task *t, rq_overflow_fn spill,
+/* Owner only. Never fails: moves half the ring plus t to `spill` when full. */
+void rq_push_local(struct rq *q, struct weft_task *t, rq_overflow_fn spill,
 		   void *ctx);
 /* Owner only. NULL when empty. */
 struct weft_task *rq_pop_local(struct rq *q);

@@ -21,6 +21,9 @@
 #include <unistd.h>
 #include "internal.h"
 
+/* How often shutdown re-reads the counters while it waits. */
+#define SHUTDOWN_POLL_NS 2000000
+
 static int validate(const weft_config *c)
 {
 	if (c->flags)
@@ -191,10 +194,12 @@ int weft_rt_shutdown(weft_rt *rt, uint64_t timeout_ns)
 		now = weft_now();
 		if (now >= deadline)
 			return -ETIMEDOUT;
-		/* The cap is a backstop only; the epoch wakes us. */
+		/* The epoch wakes us; the poll covers the one case it
+		 * cannot (task.c, weft__task_complete). */
 		weft__futex_wait(&rt->exit_epoch, e,
-				 deadline - now < 100000000 ? deadline - now
-							    : 100000000);
+				 deadline - now < SHUTDOWN_POLL_NS
+					 ? deadline - now
+					 : SHUTDOWN_POLL_NS);
 	}
 	stop_workers(rt, rt->nworkers);
 	return 0;

@@ -70,18 +70,20 @@ static void spill_to_inject(void *ctx, struct weft_task *const *v, size_t n)
 	struct weft_rt *rt = ctx;
 
 	inject_push_many(&rt->inject, v, n);
+	idle_notify_hint(rt); /* the pusher is awake and polls inject too */
 }
 
-/* Returns true if the queue looked empty before (see rq_push_local). */
-static inline bool push_local(struct worker *w, struct weft_task *t)
+static inline void push_local(struct worker *w, struct weft_task *t)
 {
-	return rq_push_local(&w->rq, t, spill_to_inject, w->rt);
+	rq_push_local(&w->rq, t, spill_to_inject, w->rt);
 }
 
 /* Work this worker queued on its own queue could keep another busy: see
- * idle.c, "Local pushes". With a single worker there is no other. Called
- * when the queue turns non-empty: while it stays non-empty, a searcher that
- * parks re-checks it (idle.c rule 4) and maintenance() repeats the hint. */
+ * idle.c, "Local pushes". With a single worker there is no other. The hint
+ * is one relaxed load of a line that changes only when a worker parks,
+ * wakes or starts or stops searching, so it is checked on every push: a
+ * task that spawns in a loop without ever switching must still wake the
+ * others. */
 static inline void notify_others(struct worker *w)
 {
 	if (w->rt->nworkers > 1)
@@ -105,8 +107,8 @@ void weft__schedule(struct weft_task *t, bool lifo)
 				return;
 			t = prev;
 		}
-		if (push_local(w, t))
-			notify_others(w);
+		push_local(w, t);
+		notify_others(w);
 	} else {
 		inject_push(&rt->inject, t);
 		idle_notify(rt); /* idle.c rule 1 */
@@ -166,7 +168,7 @@ static bool prepare(struct worker *w, struct weft_task *t)
 		return true;
 	/* The running task's own fields (see struct weft_task). */
 	t->reg = NULL;
-	t->wseq = 0;
+	t->wseq = LOAD(&t->wstate, relaxed) >> WS_SEQ_SHIFT;
 	t->heap_idx = -1;
 	t->armed = NULL;
 	t->deadline = UINT64_MAX;
@@ -334,8 +336,8 @@ static void after_switch(struct worker *w)
 				return;
 		}
 		/* Woken while switching away: queueing it is ours. */
-		if (push_local(w, t))
-			notify_others(w);
+		push_local(w, t);
+		notify_others(w);
 		break;
 	}
 	case PEND_EXIT:

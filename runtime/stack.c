@@ -74,7 +74,8 @@ struct stack_slab {
 static size_t page_size;
 /* 1: MADV_GUARD_INSTALL works, 0: it does not (canary mode), -1: untried.
  * Relaxed: every thread that tries gets the same answer. */
-static _Atomic int guard_madvise = -1;
+_Atomic int weft__guard_madvise = -1;
+#define guard_madvise weft__guard_madvise
 
 static size_t pagesz(void)
 {
@@ -121,10 +122,8 @@ static int guard(void *lo, bool own_mapping)
 	return 0;
 }
 
-bool stack_canary_ok(const void *lo)
+bool weft__stack_canary_intact(const void *lo)
 {
-	if (LOAD(&guard_madvise, relaxed) != 0)
-		return true; /* guard pages catch overflows */
 	return *(const uint64_t *)((const char *)lo + pagesz()) ==
 	       (CANARY ^ (uintptr_t)lo);
 }

@@ -50,8 +50,15 @@ void stack_put(struct stack_pool *p, struct stack_cache *c, void *lo,
  * out of range. */
 size_t stack_round_size(size_t size);
 
-/* Canary check for the fallback mode without guard pages; true if intact. */
-bool stack_canary_ok(const void *lo);
+/* Canary check for the fallback mode without guard pages; true if intact.
+ * Inline: it runs at every switch away from a task. */
+extern _Atomic int weft__guard_madvise;
+bool weft__stack_canary_intact(const void *lo);
+static inline bool stack_canary_ok(const void *lo)
+{
+	return LOAD(&weft__guard_madvise, relaxed) != 0 ||
+	       weft__stack_canary_intact(lo);
+}
 
 /* Installs the process-wide SIGSEGV handler that turns a guard-page hit into
  * a one-line report (once per process), and gives the calling worker thread

@@ -24,10 +24,17 @@
  *
  * Shutdown must find every live task:
  *  - each worker counts tasks spawned on it and tasks completed on it
- *    (plain owner-only counters), so shutdown knows how many are alive;
+ *    (atomic counters that only their worker writes), and spawns from
+ *    outside are counted in one shared counter, so shutdown knows how many
+ *    are alive (rt.c). An outside spawn counts itself and then reads
+ *    `closing` (both seq_cst); shutdown stores `closing` before it reads the
+ *    counters, so either shutdown counts the task or the spawn sees
+ *    `closing`, takes its count back and fails with -ESHUTDOWN;
  *  - a task that was never parked is runnable or running: it sees the
  *    runtime's `closing` flag in weft__check_interrupt at its next
- *    suspending call, or in prepare() if it never started;
+ *    suspending call, or in prepare() if it never started (a task spawned
+ *    just as shutdown begins may still start: prepare's read is relaxed;
+ *    it is then cancelled at its first suspension);
  *  - a task that parks joins its worker's registry at its first park, and
  *    shutdown cancels everything in the registries. The first park inserts
  *    under the registry lock and then reads `closing`; shutdown sets
@@ -144,8 +151,10 @@ static void depot_add_chunk(struct weft_rt *rt, struct task_chunk *c)
 	for (size_t m = 0; m < c->n; m += TASK_MAG) {
 		size_t end = m + TASK_MAG < c->n ? m + TASK_MAG : c->n;
 
-		for (size_t i = m; i < end; i++)
+		for (size_t i = m; i < end; i++) {
 			c->t[i].next = i + 1 < end ? &c->t[i + 1] : NULL;
+			STORE(&c->t[i].wstate, 0, relaxed);
+		}
 		c->t[m].id = end - m;
 		mag_next(&c->t[m]) = rt->depot;
 		rt->depot = &c->t[m];
@@ -315,8 +324,11 @@ void weft__task_complete(struct weft_task *t, int result)
 		 * else may start from now on (task.c, shutdown). */
 		STORE(&rt->closing, 1, seq_cst);
 	count_up(&weft__worker()->n_completed);
-	/* seq_cst: pairs with shutdown's read of exit_epoch before it sums
-	 * the counters, so it either sees our count or a new epoch. */
+	/* If this sees `closing`, shutdown is (or will be) waiting: bump
+	 * the epoch it sleeps on. There is deliberately no fence between the
+	 * count and this load (it would cost every task a full barrier): in
+	 * the store-buffering case neither side sees the other, and shutdown
+	 * finds the count at its next poll (rt.c, SHUTDOWN_POLL_NS). */
 	if (LOAD(&rt->closing, seq_cst)) {
 		FADD(&rt->exit_epoch, 1, seq_cst);
 		weft__futex_wake(&rt->exit_epoch, 1);
@@ -338,13 +350,24 @@ static uint64_t next_id(struct weft_rt *rt, struct worker *w)
 
 /* Spawns onto rt; w is the calling thread's worker (NULL for a plain
  * thread, or a worker of another runtime). */
+/* An outside spawn that will not happen after all takes its count back;
+ * a shutdown that saw the count is waiting on the epoch. */
+static void ext_uncount(struct weft_rt *rt)
+{
+	FSUB(&rt->ext_spawned, 1, seq_cst);
+	FADD(&rt->exit_epoch, 1, seq_cst);
+	weft__futex_wake(&rt->exit_epoch, 1);
+}
+
 static int spawn(struct weft_rt *rt, struct worker *w, weft_task **out,
-		 const weft_spawn_opts *opts, int (*fn)(void *), void *arg)
+		 const weft_spawn_opts *opts, int (*fn)(void *), void *arg,
+		 bool root)
 {
 	size_t stack = 0;
 	const char *name = NULL;
 	struct weft_task *t;
-	bool local = w && w->rt == rt && w->current;
+	bool local_rt = w && w->rt == rt;
+	bool local = local_rt && w->current;
 
 	if (!fn)
 		return -EINVAL;
@@ -363,12 +386,28 @@ static int spawn(struct weft_rt *rt, struct worker *w, weft_task **out,
 	}
 	if (LOAD(&rt->stacks.exhausted, relaxed))
 		return -ENOMEM;
+	if (!local_rt) {
+		/* Counted before it is visible, so its completion is counted
+		 * after; seq_cst: a Dekker pair with shutdown (top of file). */
+		FADD(&rt->ext_spawned, 1, seq_cst);
+		if (LOAD(&rt->closing, seq_cst)) {
+			ext_uncount(rt);
+			return -ESHUTDOWN;
+		}
+	}
 	t = task_alloc(rt, w);
-	if (!t)
+	if (!t) {
+		if (!local_rt)
+			ext_uncount(rt);
 		return -ENOMEM;
-	/* Lines 0 and 1 only; prepare() initialises the rest. */
+	}
+	/* Lines 0 and 1 only; prepare() initialises the rest. The wait
+	 * sequence carries on from the record's previous task, so no stale
+	 * {task, seq} can ever match a wait of this one. */
 	t->next = NULL;
-	STORE(&t->wstate, 0, relaxed);
+	STORE(&t->wstate,
+	      LOAD(&t->wstate, relaxed) & ~(((uint64_t)1 << WS_SEQ_SHIFT) - 1),
+	      relaxed);
 	t->rt = rt;
 	t->fn = fn;
 	t->arg = arg;
@@ -380,11 +419,10 @@ static int spawn(struct weft_rt *rt, struct worker *w, weft_task **out,
 	t->name = name;
 	t->stack_req = stack;
 	t->reg = NULL;
-	/* Counted before it is visible, so its completion is counted after. */
-	if (w && w->rt == rt)
-		count_up(&w->n_spawned);
-	else
-		FADD(&rt->ext_spawned, 1, release);
+	if (local_rt)
+		count_up(&w->n_spawned); /* before it is visible, as above */
+	if (root)
+		rt->root = t;
 	if (out)
 		*out = t;
 	/* The queue push publishes the record to the worker that runs it. */
@@ -399,7 +437,7 @@ int weft_spawn_ex(weft_task **out, const weft_spawn_opts *opts,
 
 	if (!w || !w->current)
 		return -EPERM;
-	return spawn(w->rt, w, out, opts, fn, arg);
+	return spawn(w->rt, w, out, opts, fn, arg, false);
 }
 
 int weft_spawn(weft_task **out, int (*fn)(void *), void *arg)
@@ -407,23 +445,25 @@ int weft_spawn(weft_task **out, int (*fn)(void *), void *arg)
 	return weft_spawn_ex(out, NULL, fn, arg);
 }
 
-int weft_rt_spawn(weft_rt *rt, weft_task **out, int (*fn)(void *), void *arg)
+static int rt_spawn(weft_rt *rt, weft_task **out, int (*fn)(void *),
+		    void *arg, bool root)
 {
 	if (!rt)
 		return -EINVAL;
 	if (LOAD(&rt->closing, acquire))
 		return -ESHUTDOWN;
-	return spawn(rt, weft__worker(), out, NULL, fn, arg);
+	return spawn(rt, weft__worker(), out, NULL, fn, arg, root);
+}
+
+int weft_rt_spawn(weft_rt *rt, weft_task **out, int (*fn)(void *), void *arg)
+{
+	return rt_spawn(rt, out, fn, arg, false);
 }
 
 int weft__rt_spawn_root(weft_rt *rt, weft_task **out, int (*fn)(void *),
 			void *arg)
 {
-	int rc = weft_rt_spawn(rt, out, fn, arg);
-
-	if (rc == 0)
-		rt->root = *out; /* before it can complete: read in complete */
-	return rc;
+	return rt_spawn(rt, out, fn, arg, true);
 }
 
 /* Blocks a plain thread until its waiter is woken. */
@@ -545,7 +585,7 @@ int weft_yield(void)
 		return rc;
 	weft__yield_now(t);
 	/* Cancelled or expired while it waited for its turn? */
-	return weft__check_interrupt(current_task());
+	return weft__check_interrupt(t);
 }
 
 int weft_sleep(uint64_t ns)
@@ -566,7 +606,7 @@ int weft_sleep(uint64_t ns)
 		return rc;
 	if (ns == 0) {
 		weft__yield_now(t);
-		return weft__check_interrupt(current_task());
+		return weft__check_interrupt(t);
 	}
 	uint64_t now = weft_now();
 	uint64_t at = ns > UINT64_MAX - now ? UINT64_MAX - 1 : now + ns;
