@@ -70,11 +70,15 @@ enum pending_op {
 struct registry;
 
 /*
- * The task record. 256 bytes, cache-line aligned, laid out by who touches
- * what: spawn writes the first two lines, the join of a finished task reads
- * only the first, and the fields only a running task needs are initialised
- * by prepare() on the worker that first runs it.
+ * The task record: 128 bytes, cache-line aligned, laid out by who touches
+ * what. Spawn writes both lines; the join of a finished task reads only the
+ * first. What only a running task needs is in struct task_run, which lives
+ * at the top of the task's stack (in the page the task touches anyway) and
+ * exists from its first run until it ends: a record waiting in a queue, or
+ * finished and waiting for its join, costs 128 bytes.
  */
+struct task_run;
+
 struct weft_task {
 	/* --- line 0: spawn, wake, cancel, join --- */
 	/* `next` links the task into an inject-queue fallback chain or a free
@@ -94,15 +98,26 @@ struct weft_task {
 	uint64_t id __attribute__((aligned(64))); /* constant */
 	const char *name;		/* constant */
 	size_t stack_req;		/* constant: 0 = runtime default */
+	union {
+		/* Set by prepare() when it first runs; read by the task,
+		 * whoever completes it, and under the heap or registry locks
+		 * by timers and shutdown. */
+		struct task_run *run;
+		struct weft_task *mag_next; /* while free (task.c) */
+	};
+} __attribute__((aligned(64)));
+
+/* A running task's state, at the top of its stack (see struct weft_task). */
+struct task_run {
+	struct coro co;			/* context; stack bounds below the run */
+	struct weft_task *task;		/* constant: back-pointer */
+	size_t stack_bytes;		/* constant: the whole stack mapping */
 	/* Registry of tasks that ever parked, for shutdown (task.c). The
 	 * links are under reg->lock; reg is set by the task at its first
 	 * park and read by whoever completes it. */
 	struct registry *reg;
 	struct weft_task *reg_prev, *reg_next;
 	uint64_t wseq;			/* task only: sequence of its last wait */
-
-	/* --- lines 2-3: the running task --- */
-	struct coro co;			/* context + stack (TF_STARTED) */
 	/* Timer: written by the task before it arms, read by the worker
 	 * that fires it, under that heap's lock. */
 	uint64_t timer_at;
@@ -115,7 +130,10 @@ struct weft_task {
 					   first weft_timeout_begin */
 	uint32_t shield;
 	uint8_t ndeadlines;
-} __attribute__((aligned(64)));
+};
+
+/* Bytes reserved for struct task_run at the top of every stack. */
+#define RUN_RESERVE ((sizeof(struct task_run) + 63) & ~(size_t)63)
 
 /* Something blocked until a wake: a task or a plain thread. Lives on the
  * waiter's stack for the duration of the wait. */

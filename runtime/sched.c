@@ -162,19 +162,13 @@ static bool prepare(struct worker *w, struct weft_task *t)
 	/* acquire: pairs with weft_cancel's seq_cst RMW; a cancel that is
 	 * ordered before this load keeps t from ever running. */
 	uint32_t f = LOAD(&t->flags, acquire);
+	struct task_run *r;
+	size_t size;
 	void *lo;
 
 	if (f & TF_STARTED)
 		return true;
-	/* The running task's own fields (see struct weft_task). */
-	t->reg = NULL;
-	t->wseq = LOAD(&t->wstate, relaxed) >> WS_SEQ_SHIFT;
-	t->heap_idx = -1;
-	t->armed = NULL;
-	t->deadline = UINT64_MAX;
-	t->outer = NULL;
-	t->shield = 0;
-	t->ndeadlines = 0;
+	t->run = NULL;
 	if ((f & TF_CANCELLED) || LOAD(&w->rt->closing, relaxed)) {
 		weft__task_complete(t, -ECANCELED);
 		weft__task_release(t, TF_RELEASED);
@@ -185,8 +179,23 @@ static bool prepare(struct worker *w, struct weft_task *t)
 		weft__task_release(t, TF_RELEASED);
 		return false;
 	}
-	coro_make(&t->co, lo, t->stack_req ? t->stack_req : w->rt->stack_size,
-		  weft__task_entry, t, t->name);
+	size = t->stack_req ? t->stack_req : w->rt->stack_size;
+	r = (struct task_run *)((char *)lo + size - RUN_RESERVE);
+#ifdef WEFT_ASAN
+	__asan_unpoison_memory_region(r, RUN_RESERVE);
+#endif
+	r->task = t;
+	r->stack_bytes = size;
+	r->reg = NULL;
+	r->wseq = LOAD(&t->wstate, relaxed) >> WS_SEQ_SHIFT;
+	r->heap_idx = -1;
+	r->armed = NULL;
+	r->deadline = UINT64_MAX;
+	r->outer = NULL;
+	r->shield = 0;
+	r->ndeadlines = 0;
+	coro_make(&r->co, lo, size - RUN_RESERVE, weft__task_entry, t, t->name);
+	t->run = r;
 	FOR(&t->flags, TF_STARTED, relaxed);
 	return true;
 }
@@ -341,9 +350,9 @@ static void after_switch(struct worker *w)
 		break;
 	}
 	case PEND_EXIT:
-		coro_release(&t->co);
-		stack_put(&w->rt->stacks, &w->stacks, t->co.stack_lo,
-			  t->co.stack_size);
+		coro_release(&t->run->co);
+		stack_put(&w->rt->stacks, &w->stacks, t->run->co.stack_lo,
+			  t->run->stack_bytes);
 		weft__task_release(t, TF_RELEASED);
 		break;
 	}
@@ -356,7 +365,7 @@ static void switch_out(struct worker *w, struct weft_task *t,
 {
 	struct weft_task *next;
 
-	if (weft_unlikely(!stack_canary_ok(t->co.stack_lo)))
+	if (weft_unlikely(!stack_canary_ok(t->run->co.stack_lo)))
 		weft__stack_overflow_abort(t);
 	next = next_local(w);
 	if (!next && op == PEND_YIELD)
@@ -364,7 +373,8 @@ static void switch_out(struct worker *w, struct weft_task *t,
 	w->pend_op = op;
 	w->pend_task = t;
 	w->current = next;
-	coro_switch(&t->co, next ? &next->co : &w->sched, op == PEND_EXIT);
+	coro_switch(&t->run->co, next ? &next->run->co : &w->sched,
+		    op == PEND_EXIT);
 	/* Resumed, maybe on another thread: re-read the worker. */
 	after_switch(weft__worker());
 }
@@ -386,10 +396,11 @@ void weft__coop_ready(void)
 
 uint64_t weft__park_begin(struct weft_task *t)
 {
-	uint64_t seq = ++t->wseq;
-	bool cancellable = t->shield == 0;
+	struct task_run *r = t->run;
+	uint64_t seq = ++r->wseq;
+	bool cancellable = r->shield == 0;
 
-	if (weft_unlikely(!t->reg) &&
+	if (weft_unlikely(!r->reg) &&
 	    weft__registry_add(&weft__worker()->reg, t))
 		FOR(&t->flags, TF_CANCELLED, seq_cst); /* shutdown began */
 
@@ -406,23 +417,24 @@ uint64_t weft__park_begin(struct weft_task *t)
 int weft__park_commit(struct weft_task *t, uint64_t wake_at)
 {
 	struct worker *w = weft__worker();
-	uint64_t seq = t->wseq, at = wake_at;
+	struct task_run *r = t->run;
+	uint64_t seq = r->wseq, at = wake_at;
 	int at_reason = WAKE_OK, err = 0;
 	uint64_t s;
 
-	if (t->deadline < at) {
-		at = t->deadline;
+	if (r->deadline < at) {
+		at = r->deadline;
 		at_reason = WAKE_TIMEDOUT;
 	}
 	if (at != UINT64_MAX) {
 		if (at <= weft_now()) {
 			weft__wake(t, seq, at_reason, false);
 		} else {
-			t->timer_at = at;
-			t->timer_reason = at_reason;
-			err = timer_arm(&w->timers, t);
+			r->timer_at = at;
+			r->timer_reason = at_reason;
+			err = timer_arm(&w->timers, r);
 			if (err == 0)
-				t->armed = &w->timers;
+				r->armed = &w->timers;
 			else
 				weft__wake(t, seq, WAKE_NONE, false);
 		}
@@ -430,9 +442,9 @@ int weft__park_commit(struct weft_task *t, uint64_t wake_at)
 	/* Already woken (by a racing waker, ourselves, or cancellation)? */
 	if ((LOAD(&t->wstate, relaxed) & WS_STATE_MASK) == WS_PARKING)
 		switch_out(w, t, PEND_PARK);
-	if (t->armed) {
-		timer_disarm(t->armed, t);
-		t->armed = NULL;
+	if (r->armed) {
+		timer_disarm(r->armed, r);
+		r->armed = NULL;
 	}
 	/* acquire: pairs with the winning waker's release CAS (step 4). */
 	s = LOAD(&t->wstate, acquire);
@@ -453,10 +465,12 @@ int weft__check_interrupt(struct weft_task *t)
 	/* Relaxed: a cancel that this misses is caught by park_begin. A
 	 * closing runtime cancels every task, including the ones that
 	 * never parked and so are in no registry (task.c). */
-	if (t->shield == 0 && ((LOAD(&t->flags, relaxed) & TF_CANCELLED) ||
+	struct task_run *r = t->run;
+
+	if (r->shield == 0 && ((LOAD(&t->flags, relaxed) & TF_CANCELLED) ||
 			       LOAD(&t->rt->closing, relaxed)))
 		return -ECANCELED;
-	if (t->deadline != UINT64_MAX && weft_now() >= t->deadline)
+	if (r->deadline != UINT64_MAX && weft_now() >= r->deadline)
 		return -ETIMEDOUT;
 	return 0;
 }
@@ -466,7 +480,7 @@ void weft__task_entry(void *arg)
 	struct weft_task *t = arg;
 	int r;
 
-	coro_entered(&t->co);
+	coro_entered(&t->run->co);
 	after_switch(weft__worker());
 	r = t->fn(t->arg);
 	weft__task_complete(t, r);
@@ -489,7 +503,7 @@ bool weft__rt_has_work(struct weft_rt *rt)
 static void run(struct worker *w, struct weft_task *t)
 {
 	w->current = t;
-	coro_switch(&w->sched, &t->co, false);
+	coro_switch(&w->sched, &t->run->co, false);
 	after_switch(w);
 }
 

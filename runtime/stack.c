@@ -317,7 +317,7 @@ void weft__stack_overflow_abort(const struct weft_task *t)
 	PUT("\" (id ");
 	n += fmt_u64(msg + n, t->id);
 	PUT(", stack ");
-	n += fmt_u64(msg + n, t->co.stack_size);
+	n += fmt_u64(msg + n, t->run->stack_bytes);
 	PUT(" bytes)");
 #undef PUT
 	msg[n++] = '\n';
@@ -346,8 +346,8 @@ static void on_fault(int sig, siginfo_t *si, void *uc)
 {
 	const struct weft_task *t = weft__signal_current_task();
 
-	if (t) {
-		uintptr_t lo = (uintptr_t)t->co.stack_lo;
+	if (t && t->run) {
+		uintptr_t lo = (uintptr_t)t->run->co.stack_lo;
 		uintptr_t a = (uintptr_t)si->si_addr;
 
 		/* The guard page, and a little below it for a frame that

@@ -64,11 +64,11 @@ bool weft__registry_add(struct registry *r, struct weft_task *t)
 	bool closing;
 
 	spin_lock(&r->lock);
-	t->reg = r;
-	t->reg_prev = NULL;
-	t->reg_next = r->head;
+	t->run->reg = r;
+	t->run->reg_prev = NULL;
+	t->run->reg_next = r->head;
 	if (r->head)
-		r->head->reg_prev = t;
+		r->head->run->reg_prev = t;
 	r->head = t;
 	/* With the lock: ordered after a shutdown that already walked this
 	 * registry (see the top of this file). */
@@ -79,15 +79,16 @@ bool weft__registry_add(struct registry *r, struct weft_task *t)
 
 static void registry_remove(struct weft_task *t)
 {
-	struct registry *r = t->reg;
+	struct task_run *run = t->run;
+	struct registry *r = run->reg;
 
 	spin_lock(&r->lock);
-	if (t->reg_prev)
-		t->reg_prev->reg_next = t->reg_next;
+	if (run->reg_prev)
+		run->reg_prev->run->reg_next = run->reg_next;
 	else
-		r->head = t->reg_next;
-	if (t->reg_next)
-		t->reg_next->reg_prev = t->reg_prev;
+		r->head = run->reg_next;
+	if (run->reg_next)
+		run->reg_next->run->reg_prev = run->reg_prev;
 	spin_unlock(&r->lock);
 }
 
@@ -95,7 +96,7 @@ static void registry_remove(struct weft_task *t)
 void weft__registry_cancel_all(struct registry *r)
 {
 	spin_lock(&r->lock);
-	for (struct weft_task *t = r->head; t; t = t->reg_next)
+	for (struct weft_task *t = r->head; t; t = t->run->reg_next)
 		weft_cancel(t); /* alive: unlinked under this lock first */
 	spin_unlock(&r->lock);
 }
@@ -122,7 +123,7 @@ static inline void count_up(_Atomic uint64_t *c)
  *
  * A free record links to the next one in its magazine through ->next; the
  * head of a magazine keeps the magazine's length in ->id and the next
- * magazine in ->reg_prev (both unused while the record is free).
+ * magazine in ->mag_next (both unused while the record is free).
  */
 #define TASK_MAG 64
 #define MAG_MAX 64
@@ -140,7 +141,7 @@ struct task_chunk {
 	struct weft_task t[];		/* 64-byte aligned (the struct's) */
 };
 
-#define mag_next(t) ((t)->reg_prev)
+#define mag_next(t) ((t)->mag_next)
 
 /* Links records [0, n) of c into magazines and pushes them on the depot.
  * Called with task_lock held. */
@@ -282,7 +283,6 @@ void weft__task_release(struct weft_task *t, uint32_t side)
 	if (!(LOAD(&t->flags, acquire) & other) &&
 	    !(FOR(&t->flags, side, acq_rel) & other))
 		return;
-	free(t->outer);
 	task_free(t);
 }
 
@@ -317,8 +317,12 @@ void weft__task_complete(struct weft_task *t, int result)
 			weft__waiter_wake(t->joiner, WAKE_OK);
 		spin_unlock(&t->lock);
 	}
-	if (t->reg)
-		registry_remove(t);
+	if (t->run) {
+		if (t->run->reg)
+			registry_remove(t);
+		free(t->run->outer);
+		t->run->outer = NULL;
+	}
 	if (t == rt->root)
 		/* weft_run's first task returned: like asyncio.run, nothing
 		 * else may start from now on (task.c, shutdown). */
@@ -418,7 +422,7 @@ static int spawn(struct weft_rt *rt, struct worker *w, weft_task **out,
 	t->id = next_id(rt, w);
 	t->name = name;
 	t->stack_req = stack;
-	t->reg = NULL;
+	t->run = NULL;
 	if (local_rt)
 		count_up(&w->n_spawned); /* before it is visible, as above */
 	if (root)
@@ -622,18 +626,18 @@ int weft_timeout_begin(uint64_t ns)
 
 	if (!t)
 		return -EPERM;
-	if (t->ndeadlines == WEFT_TIMEOUT_DEPTH)
+	if (t->run->ndeadlines == WEFT_TIMEOUT_DEPTH)
 		return -ENOSPC;
-	if (!t->outer) {
-		t->outer = malloc(WEFT_TIMEOUT_DEPTH * sizeof(*t->outer));
-		if (!t->outer)
+	if (!t->run->outer) {
+		t->run->outer = malloc(WEFT_TIMEOUT_DEPTH * sizeof(*t->run->outer));
+		if (!t->run->outer)
 			return -ENOMEM;
 	}
 	now = weft_now();
 	d = ns > UINT64_MAX - 1 - now ? UINT64_MAX - 1 : now + ns;
-	t->outer[t->ndeadlines++] = t->deadline;
-	if (d < t->deadline)
-		t->deadline = d;
+	t->run->outer[t->run->ndeadlines++] = t->run->deadline;
+	if (d < t->run->deadline)
+		t->run->deadline = d;
 	return 0;
 }
 
@@ -644,10 +648,10 @@ int weft_timeout_end(void)
 
 	if (!t)
 		return -EPERM;
-	if (t->ndeadlines == 0)
+	if (t->run->ndeadlines == 0)
 		return -EINVAL;
-	expired = t->deadline != UINT64_MAX && weft_now() >= t->deadline;
-	t->deadline = t->outer[--t->ndeadlines];
+	expired = t->run->deadline != UINT64_MAX && weft_now() >= t->run->deadline;
+	t->run->deadline = t->run->outer[--t->run->ndeadlines];
 	return expired ? 1 : 0;
 }
 
@@ -657,7 +661,7 @@ int weft_shield_begin(void)
 
 	if (!t)
 		return -EPERM;
-	t->shield++;
+	t->run->shield++;
 	return 0;
 }
 
@@ -667,8 +671,8 @@ int weft_shield_end(void)
 
 	if (!t)
 		return -EPERM;
-	if (t->shield == 0)
+	if (t->run->shield == 0)
 		return -EINVAL;
-	t->shield--;
+	t->run->shield--;
 	return 0;
 }

@@ -19,7 +19,7 @@ void timer_heap_destroy(struct timer_heap *h)
 	h->n = h->cap = 0;
 }
 
-static inline void place(struct timer_heap *h, size_t i, struct weft_task *t)
+static inline void place(struct timer_heap *h, size_t i, struct task_run *t)
 {
 	h->v[i] = t;
 	t->heap_idx = (int)i;
@@ -27,7 +27,7 @@ static inline void place(struct timer_heap *h, size_t i, struct weft_task *t)
 
 static void sift_up(struct timer_heap *h, size_t i)
 {
-	struct weft_task *t = h->v[i];
+	struct task_run *t = h->v[i];
 
 	while (i > 0) {
 		size_t p = (i - 1) / 4;
@@ -42,7 +42,7 @@ static void sift_up(struct timer_heap *h, size_t i)
 
 static void sift_down(struct timer_heap *h, size_t i)
 {
-	struct weft_task *t = h->v[i];
+	struct task_run *t = h->v[i];
 
 	for (;;) {
 		size_t c = 4 * i + 1, best = c;
@@ -67,7 +67,7 @@ static void update_min(struct timer_heap *h)
 
 static void remove_at(struct timer_heap *h, size_t i)
 {
-	struct weft_task *t = h->v[i];
+	struct task_run *t = h->v[i];
 
 	t->heap_idx = -1;
 	if (--h->n != i) {
@@ -80,12 +80,12 @@ static void remove_at(struct timer_heap *h, size_t i)
 	}
 }
 
-int timer_arm(struct timer_heap *h, struct weft_task *t)
+int timer_arm(struct timer_heap *h, struct task_run *t)
 {
 	spin_lock(&h->lock);
 	if (h->n == h->cap) {
 		size_t cap = h->cap ? h->cap * 2 : 64;
-		struct weft_task **v = realloc(h->v, cap * sizeof(*v));
+		struct task_run **v = realloc(h->v, cap * sizeof(*v));
 
 		if (!v) {
 			spin_unlock(&h->lock);
@@ -101,7 +101,7 @@ int timer_arm(struct timer_heap *h, struct weft_task *t)
 	return 0;
 }
 
-void timer_disarm(struct timer_heap *h, struct weft_task *t)
+void timer_disarm(struct timer_heap *h, struct task_run *t)
 {
 	spin_lock(&h->lock);
 	if (t->heap_idx >= 0) {
@@ -119,7 +119,8 @@ size_t timer_fire_expired(struct timer_heap *h, uint64_t now)
 		return 0;
 	spin_lock(&h->lock);
 	while (h->n && h->v[0]->timer_at <= now) {
-		struct weft_task *t = h->v[0];
+		struct task_run *r = h->v[0];
+		struct weft_task *t = r->task;
 
 		remove_at(h, 0);
 		/* Wake under the lock: a task woken by someone else must
@@ -127,7 +128,7 @@ size_t timer_fire_expired(struct timer_heap *h, uint64_t now)
 		 * again, so t is alive and still in the wait that armed this
 		 * entry, whose seq is the one in wstate now (sched.c). */
 		woke += weft__wake(t, LOAD(&t->wstate, relaxed) >> WS_SEQ_SHIFT,
-				   t->timer_reason, false);
+				   r->timer_reason, false);
 	}
 	update_min(h);
 	spin_unlock(&h->lock);

@@ -20,11 +20,11 @@
 #include <stdint.h>
 #include "atomic.h"
 
-struct weft_task;
+struct task_run;
 
 struct timer_heap {
 	spinlock lock;
-	struct weft_task **v;	/* under lock */
+	struct task_run **v;	/* under lock: running tasks */
 	size_t n, cap;		/* under lock */
 	/* Earliest deadline or UINT64_MAX; written under lock, read
 	 * without it by the owner as a hint (relaxed). */
@@ -33,11 +33,11 @@ struct timer_heap {
 
 void timer_heap_init(struct timer_heap *h);
 void timer_heap_destroy(struct timer_heap *h);
-/* Inserts t (t->timer_at and t->timer_reason set by the caller).
+/* Inserts r (r->timer_at and r->timer_reason set by the caller).
  * Returns -ENOMEM if the heap cannot grow. */
-int timer_arm(struct timer_heap *h, struct weft_task *t);
-/* Removes t if it is still in h. */
-void timer_disarm(struct timer_heap *h, struct weft_task *t);
+int timer_arm(struct timer_heap *h, struct task_run *r);
+/* Removes r if it is still in h. */
+void timer_disarm(struct timer_heap *h, struct task_run *r);
 /* Wakes every task due at `now`; returns how many it woke. */
 size_t timer_fire_expired(struct timer_heap *h, uint64_t now);
 static inline uint64_t timer_next(struct timer_heap *h)
