@@ -1,0 +1,378 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# scripts/bench.sh: installs what it needs (Debian), builds weft in Release,
+# runs every benchmark for 1, 2, 4 and 8 workers, and reports the medians:
+#   bench/out/results.json  medians, targets and every raw run
+#   bench/out/table.txt     the table printed at the end
+#   bench/out/scaling.png   throughput against workers, and memory per task
+#
+# usage: scripts/bench.sh [--quick] [--runs N] [--workers "1 2 4 8"]
+#                         [--no-deps] [--no-build] [WORKLOAD...]
+#   --quick      one run of each, smaller sizes (a smoke test)
+#   --runs N     runs per workload and worker count (default 5, or
+#                $WEFT_BENCH_RUNS); the median is reported
+#   --workers L  worker counts (default "1 2 4 8", or $WEFT_BENCH_WORKERS)
+#   --no-deps    do not check Debian packages
+#   --no-build   use the existing build/release/bench/weft-bench
+#   WORKLOAD     run only these (default: all of WORKLOADS below)
+# $WEFT_BENCH_TIMEOUT: seconds one run may take (default 180).
+# $WEFT_BENCH_BIN: the weft-bench to run with --no-build (default: the one
+# in build/release).
+#
+# Runs are interleaved (run 1 of every workload and worker count, then run 2,
+# ...), so a slow spell of this noisy machine spreads over all rows instead
+# of spoiling one. Targets are reported, not enforced; a failed run or a
+# failed self-check stops the script with one line and exit status 1.
+set -euo pipefail
+
+# One row per workload, in table order. Adding one (sync, io, ...): add it
+# to the table in bench/bench.c, then a row here.
+#   name | weft-bench args | --quick args | target (op value @ workers, or -)
+#        | Go | Tokio (shared/PEERS.md, 2 workers, or -) | plot: tput, mem, -
+WORKLOADS='
+spawn  | -n 1000000         | -n 100000         | <= 100 @ 2   | 129  | 253  | tput
+yield  | -n 1000 -m 1000    | -n 1000 -m 100    | <= 20 @ 2    | 73   | 25   | tput
+chain  | -n 1000000         | -n 100000         | -            | -    | -    | tput
+memory | -n 1000000         | -n 100000         | <= 4600 @ *  | 2707 | 1408 | mem
+'
+
+PKGS="cmake make gcc libc6-dev pkg-config liburing-dev libck-dev libcmocka-dev
+gnuplot-nox"
+
+die() {
+	echo "bench.sh: $*" >&2
+	exit 1
+}
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD=$ROOT/build/release
+BIN=${WEFT_BENCH_BIN:-$BUILD/bench/weft-bench}
+OUT=$ROOT/bench/out
+RUNS=${WEFT_BENCH_RUNS:-5}
+WORKERS=${WEFT_BENCH_WORKERS:-"1 2 4 8"}
+TIMEOUT=${WEFT_BENCH_TIMEOUT:-180}
+QUICK=0
+DEPS=1
+BUILDIT=1
+ONLY=()
+
+while [ $# -gt 0 ]; do
+	case $1 in
+	--quick) QUICK=1 ;;
+	--runs) [ $# -ge 2 ] || die "--runs needs a number"; RUNS=$2; shift ;;
+	--runs=*) RUNS=${1#*=} ;;
+	--workers) [ $# -ge 2 ] || die "--workers needs a list"; WORKERS=$2; shift ;;
+	--workers=*) WORKERS=${1#*=} ;;
+	--no-deps) DEPS=0 ;;
+	--no-build) BUILDIT=0 ;;
+	-h|--help) awk 'NR > 3 && !/^#/ { exit } NR > 3 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
+	-*) die "unknown option $1 (--help lists them)" ;;
+	*) ONLY+=("$1") ;;
+	esac
+	shift
+done
+[ $QUICK = 1 ] && RUNS=1
+[[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "--runs must be a positive number, not '$RUNS'"
+read -ra WLIST <<<"$WORKERS"
+[ ${#WLIST[@]} -gt 0 ] || die "no worker counts"
+for w in "${WLIST[@]}"; do
+	[[ $w =~ ^[1-9][0-9]*$ ]] || die "bad worker count '$w'"
+done
+WORKERS="${WLIST[*]}"
+
+# ---- the workload table -----------------------------------------------------
+NAMES=()
+declare -A ARGS QARGS TARGET GO TOKIO PLOT
+trim() { # var: strips the blanks around its value
+	local v
+	read -r v <<<"${!1}"
+	printf -v "$1" '%s' "$v"
+}
+while IFS='|' read -r name args qargs target go tokio plot; do
+	for v in name args qargs target go tokio plot; do trim $v; done
+	[ -n "$name" ] || continue
+	NAMES+=("$name")
+	ARGS[$name]=$args QARGS[$name]=$qargs TARGET[$name]=$target
+	GO[$name]=$go TOKIO[$name]=$tokio PLOT[$name]=$plot
+done <<<"$WORKLOADS"
+if [ ${#ONLY[@]} -gt 0 ]; then
+	for name in "${ONLY[@]}"; do
+		[ -n "${PLOT[$name]:-}" ] || die "unknown workload '$name' (known: ${NAMES[*]})"
+	done
+	NAMES=("${ONLY[@]}")
+fi
+
+# ---- Debian packages -------------------------------------------------------
+installed() {
+	local s
+	s=$(dpkg -s "$1" 2>/dev/null) || return 1
+	[[ $s == *$'\nStatus: install ok installed'* ]]
+}
+
+if [ $DEPS = 1 ]; then
+	if command -v dpkg >/dev/null; then
+		missing=()
+		for p in $PKGS; do
+			installed "$p" || missing+=("$p")
+		done
+		if [ ${#missing[@]} -gt 0 ]; then
+			echo "bench.sh: installing ${missing[*]}"
+			SUDO=
+			[ "$(id -u)" = 0 ] || SUDO=sudo
+			$SUDO apt-get update -q || die "apt-get update failed"
+			$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+				"${missing[@]}" || die "apt-get install ${missing[*]} failed"
+		fi
+	else
+		echo "bench.sh: no dpkg here; assuming cmake, gcc, liburing, ck and gnuplot are installed" >&2
+	fi
+fi
+
+# ---- build ------------------------------------------------------------------
+mkdir -p "$OUT"
+if [ $BUILDIT = 1 ]; then
+	echo "bench.sh: building weft (Release) in build/release"
+	if ! { cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release \
+		-DWEFT_BUILD_TESTS=OFF &&
+		cmake --build "$BUILD" --target weft-bench -j"$(nproc)"; } \
+		>"$OUT/build.log" 2>&1; then
+		tail -n 25 "$OUT/build.log" >&2
+		die "build failed (full log: bench/out/build.log)"
+	fi
+fi
+[ -x "$BIN" ] || die "$BIN is missing"
+
+# ---- run --------------------------------------------------------------------
+RAW=$OUT/runs.jsonl
+: >"$RAW"
+ERR=$OUT/stderr.txt
+
+run_one() { # name workers run
+	local name=$1 w=$2 run=$3 args rc=0 line msg
+	if [ $QUICK = 1 ]; then args=${QARGS[$name]}; else args=${ARGS[$name]}; fi
+	# shellcheck disable=SC2086 # args is a list of options
+	line=$(timeout -k 10 "$TIMEOUT" "$BIN" -w "$w" $args "$name" 2>"$ERR") || rc=$?
+	if [ $rc != 0 ]; then
+		if [ $rc = 124 ] || [ $rc = 137 ]; then
+			msg="hung: no result after ${TIMEOUT} s"
+		elif [ $rc -gt 128 ]; then
+			msg="killed by SIG$(kill -l $((rc - 128)) 2>/dev/null || echo $((rc - 128)))"
+			[ -s "$ERR" ] && msg="$msg: $(tail -n 1 "$ERR")"
+		else
+			msg=$(tail -n 1 "$ERR" 2>/dev/null)
+			msg=${msg:-"exit status $rc"}
+		fi
+		echo
+		die "FAIL $name, $w workers, run $run: $msg (command: weft-bench -w $w $args $name)"
+	fi
+	case $line in
+	'{'*'"ok":true}') ;;
+	*) echo; die "FAIL $name, $w workers, run $run: unreadable output '$line'" ;;
+	esac
+	echo "$line" >>"$RAW"
+}
+
+echo "bench.sh: ${NAMES[*]} x workers $WORKERS, $RUNS run(s) each$([ $QUICK = 1 ] && echo ', quick sizes')"
+START=$SECONDS
+for ((run = 1; run <= RUNS; run++)); do
+	printf 'run %d/%d:' "$run" "$RUNS"
+	for name in "${NAMES[@]}"; do
+		printf ' %s' "$name"
+		for w in $WORKERS; do
+			run_one "$name" "$w" "$run"
+			printf '.'
+		done
+	done
+	printf ' (%d s)\n' $((SECONDS - START))
+done
+
+# ---- medians ----------------------------------------------------------------
+# runs.jsonl holds flat one-line objects written by weft-bench, so awk can
+# pick the fields out without a JSON tool.
+MED=$OUT/medians.tsv
+awk '
+function field(s, key,    re, v) {
+	re = "\"" key "\":(\"[^\"]*\"|[^,}]*)"
+	if (!match(s, re))
+		return ""
+	v = substr(s, RSTART + length(key) + 3, RLENGTH - length(key) - 3)
+	gsub(/"/, "", v)
+	return v
+}
+function median(a, n,    i, j, t) {
+	for (i = 2; i <= n; i++)
+		for (j = i; j > 1 && a[j - 1] > a[j]; j--) {
+			t = a[j]; a[j] = a[j - 1]; a[j - 1] = t
+		}
+	return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+}
+{
+	k = field($0, "workload") "\t" field($0, "workers")
+	if (!(k in cnt)) {
+		order[++nk] = k
+		unit[k] = field($0, "unit")
+	}
+	c = ++cnt[k]
+	val[k, c] = field($0, "value") + 0
+	tput[k, c] = field($0, "mops") + 0
+	util[k, c] = field($0, "cpu_util") + 0
+}
+END {
+	for (i = 1; i <= nk; i++) {
+		k = order[i]
+		n = cnt[k]
+		lo = hi = val[k, 1]
+		for (c = 1; c <= n; c++) {
+			v[c] = val[k, c]; t[c] = tput[k, c]; u[c] = util[k, c]
+			if (v[c] < lo) lo = v[c]
+			if (v[c] > hi) hi = v[c]
+		}
+		printf "%s\t%.6g\t%.6g\t%.6g\t%s\t%d\t%.6g\t%.3g\n", k,
+		       median(v, n), lo, hi, unit[k], n, median(t, n), median(u, n)
+	}
+}' "$RAW" >"$MED"
+
+declare -A M_MED M_MIN M_MAX M_UNIT M_N M_TPUT M_UTIL
+while IFS=$'\t' read -r name w med lo hi unit n tput util; do
+	M_MED[$name/$w]=$med M_MIN[$name/$w]=$lo M_MAX[$name/$w]=$hi
+	M_UNIT[$name/$w]=$unit M_N[$name/$w]=$n M_TPUT[$name/$w]=$tput
+	M_UTIL[$name/$w]=$util
+done <"$MED"
+
+# target_of name workers: prints "op value" if a target applies to this row
+target_of() {
+	local t=${TARGET[$1]} op val at
+	[ "$t" = - ] && return 1
+	read -r op val _ at <<<"$t"
+	[ "$at" = '*' ] || [ "$at" = "$2" ] || return 1
+	echo "$op $val"
+}
+
+met() { # median op value -> yes/no
+	awk -v m="$1" -v op="$2" -v t="$3" 'BEGIN {
+		ok = op == "<=" ? m <= t : m >= t
+		print ok ? "yes" : "no"
+	}'
+}
+
+num() { [ "$1" = - ] && echo null || echo "$1"; }
+
+TABLE=$OUT/table.txt
+COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo none)
+[ "$COMMIT" = none ] || git -C "$ROOT" diff --quiet HEAD 2>/dev/null ||
+	COMMIT="$COMMIT+dirty"
+DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+CPU=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null)
+NCPU=$(nproc)
+{
+	echo "weft benchmarks, $DATE, commit $COMMIT, $NCPU CPUs ($CPU), kernel $(uname -r)"
+	echo "median of $RUNS run(s)$([ $QUICK = 1 ] && echo ', QUICK sizes: not comparable with the targets')"
+	echo "Go and Tokio: shared/PEERS.md (2 workers, another day: compare ratios, not figures)"
+	echo
+	printf '%-8s %7s %10s %-9s %21s %5s %8s %4s %6s %6s\n' \
+		workload workers median unit "min..max" cpu target met Go Tokio
+	for name in "${NAMES[@]}"; do
+		for w in $WORKERS; do
+			k=$name/$w
+			tg=- ok=- go=- tk=-
+			if t=$(target_of "$name" "$w"); then
+				read -r op val <<<"$t"
+				tg="$op$val"
+				ok=$(met "${M_MED[$k]}" "$op" "$val")
+			fi
+			if [ "$w" = 2 ]; then go=${GO[$name]}; tk=${TOKIO[$name]}; fi
+			printf -v range '%.1f..%.1f' "${M_MIN[$k]}" "${M_MAX[$k]}"
+			printf '%-8s %7s %10.1f %-9s %21s %5.2f %8s %4s %6s %6s\n' \
+				"$name" "$w" "${M_MED[$k]}" "${M_UNIT[$k]}" \
+				"$range" "${M_UTIL[$k]}" "$tg" "$ok" "$go" "$tk"
+		done
+	done
+	echo
+	echo "cpu: CPU time / wall time of the measured interval (2 cores here)"
+} >"$TABLE"
+
+# results.json: medians with their targets, then every raw run.
+{
+	printf '{"date":"%s","commit":"%s","cpus":%s,"cpu":"%s","kernel":"%s",' \
+		"$DATE" "$COMMIT" "$NCPU" "${CPU//\"/}" "$(uname -r)"
+	printf '"runs":%s,"quick":%s,"workers":[%s],\n"results":[\n' \
+		"$RUNS" "$([ $QUICK = 1 ] && echo true || echo false)" \
+		"${WORKERS// /,}"
+	sep=
+	for name in "${NAMES[@]}"; do
+		for w in $WORKERS; do
+			k=$name/$w
+			tj=null okj=null go=null tk=null
+			if t=$(target_of "$name" "$w"); then
+				read -r op val <<<"$t"
+				tj="\"$op $val ${M_UNIT[$k]}\""
+				[ "$(met "${M_MED[$k]}" "$op" "$val")" = yes ] &&
+					okj=true || okj=false
+			fi
+			if [ "$w" = 2 ]; then
+				go=$(num "${GO[$name]}"); tk=$(num "${TOKIO[$name]}")
+			fi
+			printf '%s{"workload":"%s","workers":%s,"median":%s,"min":%s,"max":%s,"unit":"%s","runs":%s,"mops":%s,"cpu_util":%s,"target":%s,"met":%s,"go":%s,"tokio":%s}' \
+				"$sep" "$name" "$w" "${M_MED[$k]}" "${M_MIN[$k]}" \
+				"${M_MAX[$k]}" "${M_UNIT[$k]}" "${M_N[$k]}" \
+				"${M_TPUT[$k]}" "${M_UTIL[$k]}" "$tj" "$okj" "$go" "$tk"
+			sep=$',\n'
+		done
+	done
+	printf '\n],\n"raw":[\n'
+	sed '$!s/$/,/' "$RAW"
+	printf ']}\n'
+} >"$OUT/results.json"
+
+# ---- plot -------------------------------------------------------------------
+TPUT=$OUT/throughput.dat
+MEM=$OUT/memory.dat
+tnames=() mnames=()
+for name in "${NAMES[@]}"; do
+	case ${PLOT[$name]} in
+	tput) tnames+=("$name") ;;
+	mem) mnames+=("$name") ;;
+	esac
+done
+write_dat() { # file column-kind names...
+	local f=$1 kind=$2 w name
+	shift 2
+	{
+		echo "workers $*"
+		for w in $WORKERS; do
+			printf '%s' "$w"
+			for name in "$@"; do
+				if [ "$kind" = tput ]; then
+					printf ' %s' "${M_TPUT[$name/$w]}"
+				else
+					printf ' %s' "${M_MED[$name/$w]}"
+				fi
+			done
+			echo
+		done
+	} >"$f"
+}
+PLOTTED=
+if command -v gnuplot >/dev/null; then
+	[ ${#tnames[@]} -gt 0 ] && write_dat "$TPUT" tput "${tnames[@]}"
+	[ ${#mnames[@]} -gt 0 ] && write_dat "$MEM" mem "${mnames[@]}"
+	if [ ${#tnames[@]} -gt 0 ] || [ ${#mnames[@]} -gt 0 ]; then
+		if gnuplot -e "tput='$([ ${#tnames[@]} -gt 0 ] && echo "$TPUT")'" \
+			-e "mem='$([ ${#mnames[@]} -gt 0 ] && echo "$MEM")'" \
+			-e "out='$OUT/scaling.png'" \
+			-e "subtitle='$DATE, commit $COMMIT, median of $RUNS'" \
+			"$ROOT/bench/plot.gp" 2>"$OUT/gnuplot.log"; then
+			PLOTTED=1
+		else
+			echo "bench.sh: gnuplot failed (bench/out/gnuplot.log); no plot" >&2
+		fi
+	fi
+else
+	echo "bench.sh: no gnuplot; no plot" >&2
+fi
+
+echo
+cat "$TABLE"
+echo
+echo "results: bench/out/results.json, bench/out/table.txt$([ -n "$PLOTTED" ] && echo ', bench/out/scaling.png')"
