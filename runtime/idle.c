@@ -56,9 +56,10 @@
  * Dekker pair. Either the producer sees the parker still counted (searching
  * or unparked-and-busy, and then the parker sees the task in rule 4 or the
  * busy worker reaches it), or the parker's re-check in rule 4 sees the task.
- * The re-check is only needed by the last searcher: while another searcher
- * exists, it carries the same obligation, and a non-searching busy worker
- * polls its own queue and the inject queue before it could park.
+ * The re-check is only needed by the last searcher and by the last worker
+ * to park: while another searcher exists, it carries the same obligation,
+ * and while another worker is unparked and busy, it polls its own queue
+ * and the inject queue before it could park (and then it is the last).
  * A notify that arrives while the target is between rule 4 and its futex
  * wait is not lost either: the futex compares the word, which the notifier
  * set first.
@@ -166,7 +167,7 @@ void idle_end_search(struct weft_rt *rt, struct worker *w)
 void idle_park(struct weft_rt *rt, struct worker *w, uint64_t deadline)
 {
 	struct idle *id = &rt->idle;
-	bool last_searcher = false;
+	bool recheck;
 	uint32_t prev;
 
 	/* Rule 4. */
@@ -174,12 +175,17 @@ void idle_park(struct weft_rt *rt, struct worker *w, uint64_t deadline)
 	STORE(&w->park, PARK_WAITING, relaxed);
 	prev = FSUB(&id->state, UNPARK_ONE | (w->searching ? SEARCH_ONE : 0),
 		    seq_cst);
-	last_searcher = w->searching && n_searching(prev) == 1;
+	/* The re-check falls to the last searcher, and to the last worker
+	 * to park: no busy worker is left to reach work that a producer
+	 * queued without notifying (it may have seen this worker still
+	 * counted as unparked). */
+	recheck = (w->searching && n_searching(prev) == 1) ||
+		  n_unparked(prev) == 1;
 	w->searching = false;
 	id->sleepers[id->nsleepers++] = w->index;
 	pthread_mutex_unlock(&id->lock);
 
-	if (last_searcher) {
+	if (recheck) {
 		FENCE(seq_cst);
 		if (weft__rt_has_work(rt))
 			idle_notify(rt);

@@ -36,7 +36,9 @@ const char *weft_strerror(int err)
 	default:
 		/* strerror is not thread-safe in every libc; the table in
 		 * glibc is, and weft only runs on glibc-compatible Linux. */
-		return err < 0 ? strerror(-err) : "not an error code";
+		if (err >= 0 || err == INT_MIN)
+			return "not an error code";
+		return strerror(-err);
 	}
 }
 
