@@ -43,6 +43,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include "internal.h"
 
 static __thread struct worker *tls_worker
@@ -513,6 +514,10 @@ void *weft__worker_main(void *arg)
 	struct weft_rt *rt = w->rt;
 
 	tls_worker = w;
+	/* Timer slack: the kernel may defer a futex timeout by up to this
+	 * much (50 us by default) to batch wake-ups; sleeps should be close
+	 * to what tasks ask for. */
+	prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
 	w->altstack = stack_thread_init();
 	coro_adopt_thread(&w->sched);
 	for (;;) {
