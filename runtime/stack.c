@@ -18,13 +18,16 @@
  *
  *  3. Overflow is never silent:
  *     - Linux 6.13+ has MADV_GUARD_INSTALL, which marks pages as guard
- *       regions in the page tables without creating a VMA: the lowest page
- *       of every stack becomes one, and touching it raises SIGSEGV. The
- *       handler below recognises a fault in the running task's guard page
+ *       regions in the page tables without creating a VMA: the GUARD_BYTES
+ *       below every stack become one, and touching them raises SIGSEGV. The
+ *       handler below recognises a fault in the running task's guard region
  *       and prints one line naming the task and its stack size, then aborts.
  *       It runs on a per-worker alternate signal stack, since the task's own
- *       stack is exhausted. weft itself is built with
- *       -fstack-clash-protection so no frame of ours steps over the page.
+ *       stack is exhausted. The region is 64 KiB, not one page, so that a
+ *       frame with a large local array cannot step over it into the
+ *       neighbouring stack (code with frames larger than that should be
+ *       built with -fstack-clash-protection, as weft itself is). The guard
+ *       costs address space only, and sits outside the requested size.
  *     - Older kernels (madvise fails with EINVAL): a canary word at the
  *       lowest usable address of every stack, checked each time a task
  *       switches away and when it ends; a damaged canary aborts with the
@@ -41,10 +44,12 @@
  *
  * Layout of one stack (addresses grow upwards):
  *
- *     lo                lo+page                               lo+size
- *     | guard page      | canary (fallback) | ....... stack ... | top |
+ *     lo-GUARD_BYTES    lo                                    lo+size
+ *     | guard region    | canary (fallback) | ....... stack ... | top |
  *                                             grows down  <----
- *     A free stack stores its free-list link in the top 16 bytes.
+ *     `lo` is what stack_get returns. A free stack stores its free-list
+ *     link in its top 16 bytes; a running task keeps its struct task_run
+ *     there (sched.c).
  */
 #include <errno.h>
 #include <signal.h>
@@ -64,6 +69,7 @@
 #define CACHE_MAX 128		/* per worker; the surplus goes to the pool */
 #define CACHE_REFILL 32
 #define CANARY 0x5745465443414e59ULL	/* "WEFTCANY" */
+#define GUARD_BYTES ((size_t)64 * 1024)
 
 struct stack_slab {
 	struct stack_slab *next;
@@ -100,14 +106,15 @@ static void **link_of(void *lo, size_t size)
 	return (void **)((char *)lo + size - 16);
 }
 
-/* Protects the lowest page of [lo, lo+size) and, in canary mode, writes the
- * canary. own_mapping: lo is a mapping of its own (mprotect is acceptable). */
-static int guard(void *lo, bool own_mapping)
+/* Protects the GUARD_BYTES below lo and, in canary mode, writes the canary
+ * at lo. own_mapping: the stack is a mapping of its own (mprotect, which
+ * splits the VMA, is acceptable). */
+static int guard(char *lo, bool own_mapping)
 {
 	int g = LOAD(&guard_madvise, relaxed);
 
 	if (g != 0) {
-		if (madvise(lo, pagesz(), MADV_GUARD_INSTALL) == 0) {
+		if (madvise(lo - GUARD_BYTES, GUARD_BYTES, MADV_GUARD_INSTALL) == 0) {
 			if (g < 0)
 				STORE(&guard_madvise, 1, relaxed);
 			return 0;
@@ -116,16 +123,15 @@ static int guard(void *lo, bool own_mapping)
 			return -errno;
 		STORE(&guard_madvise, 0, relaxed);
 	}
-	if (own_mapping && mprotect(lo, pagesz(), PROT_NONE) != 0)
+	if (own_mapping && mprotect(lo - GUARD_BYTES, GUARD_BYTES, PROT_NONE) != 0)
 		return -errno;
-	*(uint64_t *)((char *)lo + pagesz()) = CANARY ^ (uintptr_t)lo;
+	*(uint64_t *)lo = CANARY ^ (uintptr_t)lo;
 	return 0;
 }
 
 bool weft__stack_canary_intact(const void *lo)
 {
-	return *(const uint64_t *)((const char *)lo + pagesz()) ==
-	       (CANARY ^ (uintptr_t)lo);
+	return *(const uint64_t *)lo == (CANARY ^ (uintptr_t)lo);
 }
 
 static void *map(size_t len)
@@ -162,7 +168,8 @@ void stack_pool_destroy(struct stack_pool *p)
 /* Maps a new slab and links all its stacks onto *list. Pool lock held. */
 static int new_slab(struct stack_pool *p)
 {
-	size_t sz = p->stack_size, len = sz * SLAB_STACKS;
+	size_t sz = p->stack_size, stride = sz + GUARD_BYTES;
+	size_t len = stride * SLAB_STACKS;
 	struct stack_slab *s = malloc(sizeof(*s));
 	char *base;
 
@@ -174,7 +181,7 @@ static int new_slab(struct stack_pool *p)
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < SLAB_STACKS; i++) {
-		void *lo = base + i * sz;
+		char *lo = base + i * stride + GUARD_BYTES;
 		int rc = guard(lo, false);
 
 		if (rc < 0) {
@@ -227,15 +234,15 @@ int stack_get(struct stack_pool *p, struct stack_cache *c, size_t size,
 		c->n--;
 		return 0;
 	}
-	void *m = map(size);
+	char *m = map(size + GUARD_BYTES);
 
-	if (!m || guard(m, true) < 0) {
+	if (!m || guard(m + GUARD_BYTES, true) < 0) {
 		if (m)
-			munmap(m, size);
+			munmap(m, size + GUARD_BYTES);
 		STORE(&p->exhausted, true, relaxed);
 		return -ENOMEM;
 	}
-	*lo = m;
+	*lo = m + GUARD_BYTES;
 	return 0;
 }
 
@@ -245,7 +252,7 @@ void stack_put(struct stack_pool *p, struct stack_cache *c, void *lo,
 	if (LOAD(&p->exhausted, relaxed))
 		STORE(&p->exhausted, false, relaxed);
 	if (size != p->stack_size) {
-		munmap(lo, size);
+		munmap((char *)lo - GUARD_BYTES, size + GUARD_BYTES);
 		return;
 	}
 	*link_of(lo, size) = c->free;
@@ -350,9 +357,8 @@ static void on_fault(int sig, siginfo_t *si, void *uc)
 		uintptr_t lo = (uintptr_t)t->run->co.stack_lo;
 		uintptr_t a = (uintptr_t)si->si_addr;
 
-		/* The guard page, and a little below it for a frame that
-		 * jumped over it into the neighbouring stack's top. */
-		if (a >= lo - 16 * pagesz() && a < lo + pagesz())
+		/* The guard region below the stack. */
+		if (a >= lo - GUARD_BYTES && a < lo)
 			weft__stack_overflow_abort(t);
 	}
 	chain(sig == SIGSEGV ? &old_segv : &old_bus, sig, si, uc);

@@ -43,15 +43,18 @@ __attribute__((noinline)) static unsigned long dive(unsigned long depth)
 	return dive(depth + 1) + frame[sizeof(frame) - 1];
 }
 
-static int victim(void *arg)
+/* Frames of 24 KiB that touch only their lowest bytes: each call lands
+ * 24 KiB below the last, so a one-page guard could be stepped over into the
+ * neighbouring stack (this file is not built with -fstack-clash-protection).
+ * weft's guard region is wider than that. */
+__attribute__((noinline)) static unsigned long dive_big(unsigned long depth)
 {
-	(void)arg;
-	/* Tell the parent which id to expect in the report. */
-	fprintf(stderr, "victim id %llu\n",
-		(unsigned long long)weft_task_id(weft_current()));
-	fflush(stderr);
-	WT_CHECK_EQ(weft_yield(), 0);
-	return (int)dive(0);
+	volatile unsigned char frame[24 << 10];
+
+	frame[0] = (unsigned char)depth;
+	if (depth >= dive_limit)
+		return frame[0];
+	return dive_big(depth + 1) + frame[0];
 }
 
 struct overflow_case {
@@ -59,7 +62,20 @@ struct overflow_case {
 	size_t opt_stack;	/* weft_spawn_opts.stack_size */
 	const char *name;	/* weft_spawn_opts.name */
 	size_t expect_stack;	/* S in the report */
+	int big_frames;		/* recurse with 24 KiB frames */
 };
+
+static int victim(void *arg)
+{
+	const struct overflow_case *oc = arg;
+
+	/* Tell the parent which id to expect in the report. */
+	fprintf(stderr, "victim id %llu\n",
+		(unsigned long long)weft_task_id(weft_current()));
+	fflush(stderr);
+	WT_CHECK_EQ(weft_yield(), 0);
+	return (int)(oc->big_frames ? dive_big(0) : dive(0));
+}
 
 static int spawn_victim(void *arg)
 {
@@ -71,7 +87,7 @@ static int spawn_victim(void *arg)
 	memset(&o, 0, sizeof(o));
 	o.stack_size = oc->opt_stack;
 	o.name = oc->name;
-	if (weft_spawn_ex(&t, &o, victim, NULL) != 0)
+	if (weft_spawn_ex(&t, &o, victim, (void *)oc) != 0)
 		return -1;
 	weft_join(t, &r);
 	return r;
@@ -204,10 +220,24 @@ static void test_overflow_unnamed(void **state)
 	check_case(&oc);
 }
 
+/* Large frames cannot step over the guard into another task's stack. */
+static void test_overflow_big_frames(void **state)
+{
+	static const struct overflow_case oc = {
+		.name = "big-frames",
+		.expect_stack = 256 << 10,
+		.big_frames = 1,
+	};
+
+	(void)state;
+	check_case(&oc);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_overflow_named),
+		cmocka_unit_test(test_overflow_big_frames),
 		cmocka_unit_test(test_overflow_config_stack),
 		cmocka_unit_test(test_overflow_unnamed),
 	};
