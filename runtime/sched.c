@@ -277,32 +277,48 @@ static struct weft_task *next_local(struct worker *w)
  * to matter to an idle process. */
 #define SEARCH_SPIN_NS 20000
 
+/* One pass over the other workers' queues, from a random one, then the
+ * inject queue. */
+static struct weft_task *steal_once(struct worker *w)
+{
+	struct weft_rt *rt = w->rt;
+	int n = rt->nworkers, start;
+
+	w->rng ^= w->rng << 13;
+	w->rng ^= w->rng >> 17;
+	w->rng ^= w->rng << 5;
+	start = (int)(w->rng % (uint32_t)n);
+	for (int i = 0; i < n; i++) {
+		struct worker *v = rt->workers[(start + i) % n];
+		struct weft_task *t;
+
+		if (v == w)
+			continue;
+		t = rq_steal_into(&v->rq, &w->rq);
+		if (t)
+			return t;
+	}
+	return pop_inject(w, true);
+}
+
 static struct weft_task *steal(struct worker *w)
 {
 	struct weft_rt *rt = w->rt;
-	int n = rt->nworkers;
 	uint64_t until = 0;
+	struct weft_task *t;
 
-	if (n == 1 || !idle_begin_search(rt, w))
+	if (rt->nworkers == 1)
 		return pop_inject(w, true);
+	/* A first pass before counting ourselves as searching: a worker that
+	 * runs dry between two steals of a steady stream would otherwise
+	 * update the shared idle state twice per steal, and every producer's
+	 * notify check reads that line. Not searching here is safe: to the
+	 * idle protocol this worker is simply unparked and busy. */
+	t = steal_once(w);
+	if (t || !idle_begin_search(rt, w))
+		return t;
 	for (unsigned round = 0;; round++) {
-		struct weft_task *t;
-		int start;
-
-		w->rng ^= w->rng << 13;
-		w->rng ^= w->rng >> 17;
-		w->rng ^= w->rng << 5;
-		start = (int)(w->rng % (uint32_t)n);
-		for (int i = 0; i < n; i++) {
-			struct worker *v = rt->workers[(start + i) % n];
-
-			if (v == w)
-				continue;
-			t = rq_steal_into(&v->rq, &w->rq);
-			if (t)
-				return t;
-		}
-		t = pop_inject(w, true);
+		t = steal_once(w);
 		if (t)
 			return t;
 		if (timer_next(&w->timers) != UINT64_MAX)
