@@ -11,13 +11,15 @@
 #      against the public headers is built with pkg-config and with
 #      find_package(weft) and run
 # usage: scripts/test.sh [--no-deps] [plain|clang|tsan|asan|install ...]
+# $WEFT_TEST_REPEAT: how often the sanitizer stages repeat the stress and
+# lifecycle tests (default 4).
 # Prints one line per stage and "N passed, N failed" at the end; exits 1 if
 # anything failed.
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 JOBS=$(nproc 2>/dev/null || echo 2)
-PKGS="cmake make gcc g++ libc6-dev clang libclang-rt-14-dev pkg-config
+PKGS="cmake make gcc libc6-dev clang libclang-rt-14-dev pkg-config
 liburing-dev libck-dev libcmocka-dev util-linux"
 
 deps=1
@@ -107,19 +109,28 @@ clang_build() {
 	"$u/examples/hello" >/dev/null
 }
 
+# Under a sanitizer, the whole suite once, then the stress validators and
+# the lifecycle matrix again and again: each run draws a new seed (printed
+# in the log), so rare interleavings get more chances to show up.
+REPEAT=${WEFT_TEST_REPEAT:-4}
+
 tsan() {
 	local d=$ROOT/build/ci-tsan
 	build "$d" clang -DWEFT_SANITIZE=thread ||
 		{ tail -30 "$d.log"; return 1; }
-	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" run_ctest "$d"
+	export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"
+	run_ctest "$d" && run_ctest "$d" -R 'stress|lifecycle' \
+		--repeat until-fail:"$REPEAT"
 }
 
 asan() {
 	local d=$ROOT/build/ci-asan
 	build "$d" gcc -DWEFT_SANITIZE=address ||
 		{ tail -30 "$d.log"; return 1; }
-	ASAN_OPTIONS="detect_leaks=1:abort_on_error=1" \
-		UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" run_ctest "$d"
+	export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1"
+	export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+	run_ctest "$d" && run_ctest "$d" -R 'stress|lifecycle' \
+		--repeat until-fail:"$REPEAT"
 }
 
 install_check() {
