@@ -13,5 +13,7 @@
 #include <weft/runtime.h>
 #include <weft/task.h>
 #include <weft/time.h>
+#include <weft/sync.h>
+#include <weft/chan.h>
 
 #endif

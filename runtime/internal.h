@@ -68,6 +68,7 @@ enum pending_op {
 };
 
 struct registry;
+struct bpool;
 
 /*
  * The task record: 128 bytes, cache-line aligned, laid out by who touches
@@ -89,10 +90,12 @@ struct weft_task {
 	struct weft_rt *rt;		/* constant */
 	int (*fn)(void *);		/* constant */
 	void *arg;			/* constant */
-	struct weft__waiter *joiner;	/* under lock */
+	/* Head of the list of waiters registered by weft_join and
+	 * weft_wait_any (linked through their next/prev); under lock. */
+	struct weft__waiter *joiner;
 	int result;			/* written before TF_DONE */
 	_Atomic uint32_t flags;		/* TF_*: any thread */
-	spinlock lock;			/* protects joiner (task.c) */
+	spinlock lock;			/* protects the joiner list */
 
 	/* --- line 1: set at spawn, read when it first runs --- */
 	uint64_t id __attribute__((aligned(64))); /* constant */
@@ -106,6 +109,8 @@ struct weft_task {
 		struct weft_task *mag_next; /* while free (task.c) */
 	};
 } __attribute__((aligned(64)));
+_Static_assert(sizeof(struct weft_task) == 128,
+	       "struct weft_task is two cache lines (see above)");
 
 /* A running task's state, at the top of its stack (see struct weft_task). */
 struct task_run {
@@ -136,11 +141,18 @@ struct task_run {
 #define RUN_RESERVE ((sizeof(struct task_run) + 63) & ~(size_t)63)
 
 /* Something blocked until a wake: a task or a plain thread. Lives on the
- * waiter's stack for the duration of the wait. */
+ * waiter's stack for the duration of the wait. See waitq.h. */
 struct weft__waiter {
+	struct weft__waiter *next, *prev; /* in a waitq: under its lock */
 	struct weft_task *task;		/* NULL: a plain thread */
 	uint64_t seq;			/* the task's wait sequence */
 	_Atomic uint32_t futex;		/* plain thread: 0 waiting, 1 woken */
+	/* Written by the waker under the waited-on object's lock, read by
+	 * the waiter under the same lock after it wakes: nonzero means the
+	 * waiter was granted what it waited for (see waitq.h). */
+	int status;
+	void *data;			/* object-specific, e.g. an element */
+	uint64_t arg;			/* object-specific */
 };
 
 /* Tasks that have parked at least once, so shutdown can wake and cancel
@@ -210,6 +222,9 @@ struct weft_rt {
 	struct weft_task *root;
 	bool stopped;			/* owner thread of rt only */
 	bool threads_started;
+	/* The blocking pool (blocking.c): set up by weft_rt_new, stopped
+	 * by shutdown, freed with the runtime. The pointer is constant. */
+	struct bpool *bpool;
 };
 
 /* --- cross-module functions --------------------------------------------- */
@@ -224,6 +239,8 @@ const struct weft_task *weft__signal_current_task(void);
  * this worker (message-passing latency). See sched.c. */
 bool weft__wake(struct weft_task *t, uint64_t seq, int reason, bool lifo);
 void weft__waiter_wake(struct weft__waiter *w, int reason);
+/* The calling task, or NULL on a plain thread. */
+struct weft_task *weft__current(void);
 
 /* Makes a runnable task visible to the scheduler. */
 void weft__schedule(struct weft_task *t, bool lifo);

@@ -12,13 +12,16 @@
  *     bumps `exit_epoch` and futex-wakes it; the waiter reads the epoch
  *     before summing the counts, so an end it did not count changes the
  *     epoch and its futex_wait returns at once;
- *  4. set `stop` and wake every parked worker; workers exit when they find
+ *  4. stop the blocking pool (blocking.c): with no task alive no blocking
+ *     call is queued or running, so its threads are idle; they are joined;
+ *  5. set `stop` and wake every parked worker; workers exit when they find
  *     no work and see `stop`, and are joined.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "blocking.h"
 #include "internal.h"
 
 /* How often shutdown re-reads the counters while it waits. */
@@ -38,12 +41,14 @@ static int validate(const weft_config *c)
 		return -EINVAL;
 	if (c->stack_size && !stack_round_size(c->stack_size))
 		return -EINVAL;
+	if (c->blocking_threads > BPOOL_MAX)
+		return -EINVAL;
 	return 0;
 }
 
 static void free_workers(struct weft_rt *rt)
 {
-	for (int i = 0; i < rt->nworkers; i++) {
+	for (int i = 0; rt->workers && i < rt->nworkers; i++) {
 		struct worker *w = rt->workers[i];
 
 		if (!w)
@@ -57,6 +62,7 @@ static void free_workers(struct weft_rt *rt)
 static void destroy(struct weft_rt *rt)
 {
 	free_workers(rt);
+	weft__bpool_destroy(rt);
 	weft__task_pool_destroy(rt);
 	stack_pool_destroy(&rt->stacks);
 	idle_destroy(&rt->idle);
@@ -111,6 +117,8 @@ int weft_rt_new(weft_rt **out, const weft_config *cfg)
 	}
 	rc = stack_pool_init(&rt->stacks, rt->stack_size);
 	rt->workers = calloc((size_t)n, sizeof(*rt->workers));
+	if (!rc)
+		rc = weft__bpool_init(rt, c.blocking_threads);
 	if (rc || !rt->workers) {
 		destroy(rt);
 		return -ENOMEM;
@@ -201,6 +209,7 @@ int weft_rt_shutdown(weft_rt *rt, uint64_t timeout_ns)
 					 ? deadline - now
 					 : SHUTDOWN_POLL_NS);
 	}
+	weft__bpool_stop(rt);
 	stop_workers(rt, rt->nworkers);
 	return 0;
 }

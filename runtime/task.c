@@ -22,6 +22,15 @@
  *    registered. The waker holds the lock while it wakes, so the waiter (on
  *    the joiner's stack) is alive for as long as anyone can touch it.
  *
+ * Several waiters may be registered on one task at once (weft_join, and any
+ * number of weft_wait_any callers): t->joiner heads a list of them, linked
+ * through their next/prev under t->lock, and the ending task wakes every
+ * one. A weft_wait_any caller registers one waiter on each task it waits
+ * for, all with the same {task, seq}: whichever task ends first wakes it,
+ * and the other wakes of that wait are stale no-ops (sched.c step 5). It
+ * then deregisters from every task under each task's lock before it may
+ * return, so no waker can reach a dead waiter.
+ *
  * Shutdown must find every live task:
  *  - each worker counts tasks spawned on it and tasks completed on it
  *    (atomic counters that only their worker writes), and spawns from
@@ -44,6 +53,7 @@
  * shared cache lines off the spawn path.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -55,6 +65,11 @@ static inline struct weft_task *current_task(void)
 	struct worker *w = weft__worker();
 
 	return w ? w->current : NULL;
+}
+
+struct weft_task *weft__current(void)
+{
+	return current_task();
 }
 
 /* --- registry ----------------------------------------------------------- */
@@ -302,6 +317,43 @@ void weft__task_pool_destroy(struct weft_rt *rt)
 	pthread_mutex_destroy(&rt->task_lock);
 }
 
+/* --- joiners: under t->lock (see the top of this file) ------------------ */
+
+static void joiner_add(struct weft_task *t, struct weft__waiter *w)
+{
+	w->prev = NULL;
+	w->next = t->joiner;
+	if (t->joiner)
+		t->joiner->prev = w;
+	t->joiner = w;
+}
+
+static void joiner_remove(struct weft_task *t, struct weft__waiter *w)
+{
+	if (w->prev)
+		w->prev->next = w->next;
+	else
+		t->joiner = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+	w->next = w->prev = NULL;
+}
+
+/* Wakes one registered waiter. A plain thread in weft_wait_any registers
+ * several waiters that share one futex word, which `data` points to. */
+static void joiner_wake(struct weft__waiter *w)
+{
+	_Atomic uint32_t *f = w->data;
+
+	if (w->task || !f) {
+		weft__waiter_wake(w, WAKE_OK);
+		return;
+	}
+	/* release: pairs with the acquire loop in weft_wait_any. */
+	STORE(f, 1, release);
+	weft__futex_wake(f, 1);
+}
+
 void weft__task_complete(struct weft_task *t, int result)
 {
 	struct weft_rt *rt = t->rt;
@@ -313,8 +365,10 @@ void weft__task_complete(struct weft_task *t, int result)
 	f = FOR(&t->flags, TF_DONE, acq_rel);
 	if (f & TF_JOINWAIT) {
 		spin_lock(&t->lock);
-		if (t->joiner)
-			weft__waiter_wake(t->joiner, WAKE_OK);
+		/* Woken waiters deregister under this lock, after we drop
+		 * it: the list cannot change while we walk it. */
+		for (struct weft__waiter *w = t->joiner; w; w = w->next)
+			joiner_wake(w);
 		spin_unlock(&t->lock);
 	}
 	if (t->run) {
@@ -510,7 +564,7 @@ int weft__join(weft_task *t, int *result, bool *started)
 		}
 		if (self)
 			wt.seq = weft__park_begin(self);
-		t->joiner = &wt;
+		joiner_add(t, &wt);
 		spin_unlock(&t->lock);
 
 		if (self)
@@ -519,7 +573,7 @@ int weft__join(weft_task *t, int *result, bool *started)
 			thread_wait(&wt);
 
 		spin_lock(&t->lock);
-		t->joiner = NULL;
+		joiner_remove(t, &wt);
 		bool done = LOAD(&t->flags, acquire) & TF_DONE;
 		spin_unlock(&t->lock);
 		if (done)
@@ -534,6 +588,103 @@ done:
 		*started = LOAD(&t->flags, relaxed) & TF_STARTED;
 	weft__task_release(t, TF_DETACHED);
 	return 0;
+}
+
+/* Waiters of a weft_wait_any that live on the caller's stack. */
+#define WAIT_ANY_STACK 8
+
+/* The lowest index of an ended task, or -1. acquire: pairs with the release
+ * in weft__task_complete (the caller may join the task at once). */
+static int first_done(size_t n, weft_task *const tasks[])
+{
+	for (size_t i = 0; i < n; i++)
+		if (LOAD(&tasks[i]->flags, acquire) & TF_DONE)
+			return (int)i;
+	return -1;
+}
+
+int weft_wait_any(size_t n, weft_task *const tasks[])
+{
+	struct weft_task *self = current_task();
+	struct weft__waiter stackw[WAIT_ANY_STACK], *ws = stackw;
+	_Atomic uint32_t woken; /* a plain thread's one futex word */
+	size_t i, reg;
+	int rc, idx;
+
+	if (n == 0 || !tasks || n > INT_MAX)
+		return -EINVAL;
+	for (i = 0; i < n; i++) {
+		if (!tasks[i])
+			return -EINVAL;
+		if (tasks[i] == self)
+			return -EDEADLK;
+	}
+	if (self && (rc = weft__check_interrupt(self)))
+		return rc;
+	idx = first_done(n, tasks);
+	if (idx >= 0) {
+		weft__coop_ready();
+		return idx;
+	}
+	if (n > WAIT_ANY_STACK) {
+		ws = malloc(n * sizeof(*ws));
+		if (!ws)
+			return -ENOMEM;
+	}
+	for (;;) {
+		uint64_t seq = 0;
+		bool early = false;
+
+		/* Relaxed: no waker can see it before the first waiter is
+		 * published under a task's lock. */
+		STORE(&woken, 0, relaxed);
+		if (self)
+			seq = weft__park_begin(self);
+		for (reg = 0; reg < n; reg++) {
+			struct weft_task *t = tasks[reg];
+
+			spin_lock(&t->lock);
+			/* As in weft__join: the acq_rel RMW orders us against
+			 * the ending task's TF_DONE RMW. */
+			if (FOR(&t->flags, TF_JOINWAIT, acq_rel) & TF_DONE) {
+				spin_unlock(&t->lock);
+				early = true;
+				break;
+			}
+			ws[reg].task = self;
+			ws[reg].seq = seq;
+			ws[reg].status = 0;
+			ws[reg].data = self ? NULL : (void *)&woken;
+			STORE(&ws[reg].futex, 0, relaxed);
+			joiner_add(t, &ws[reg]);
+			spin_unlock(&t->lock);
+		}
+		rc = 0;
+		if (early) {
+			/* Ends the park we began: a task already ended. */
+			if (self)
+				weft__wake(self, seq, WAKE_OK, false);
+		} else if (self) {
+			rc = weft__park_commit(self, UINT64_MAX);
+		} else {
+			/* acquire: pairs with the release in joiner_wake. */
+			while (!LOAD(&woken, acquire))
+				weft__futex_wait(&woken, 0, UINT64_MAX);
+		}
+		for (i = 0; i < reg; i++) {
+			spin_lock(&tasks[i]->lock);
+			joiner_remove(tasks[i], &ws[i]);
+			spin_unlock(&tasks[i]->lock);
+		}
+		/* An ended task wins over a cancellation or timeout that
+		 * raced with it: nothing is consumed either way. */
+		idx = first_done(n, tasks);
+		if (idx >= 0 || rc)
+			break;
+	}
+	if (ws != stackw)
+		free(ws);
+	return idx >= 0 ? idx : rc;
 }
 
 void weft_detach(weft_task *t)

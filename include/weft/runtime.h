@@ -23,7 +23,8 @@ typedef struct weft_config {
 	size_t stack_size;         /* default task stack in bytes, rounded up to
 				      a page; 0 = 256 KiB; minimum 16 KiB */
 	unsigned io_entries;       /* per-worker io_uring SQ entries (reserved) */
-	unsigned blocking_threads; /* blocking pool limit (reserved) */
+	unsigned blocking_threads; /* weft_blocking pool limit; 0 = 64,
+				      at most 4096 */
 	unsigned flags;            /* reserved, must be 0 */
 	unsigned reserved_u[3];    /* must be 0 */
 	uint64_t reserved[6];      /* must be 0 */

@@ -97,6 +97,56 @@ WEFT_EXPORT int weft_yield(void);
 WEFT_EXPORT int weft_shield_begin(void);
 WEFT_EXPORT int weft_shield_end(void);
 
+/*
+ * Task groups, like asyncio.TaskGroup. weft_group_spawn starts fn(arg) as a
+ * child of g (from a task). weft_group_wait waits for every child: the
+ * first child to return a negative value other than -ECANCELED cancels the
+ * others, and wait returns that value; otherwise it returns 0. If the
+ * waiter is cancelled or its deadline expires, the group cancels every
+ * child, waits for all of them, and returns -ECANCELED / -ETIMEDOUT: a
+ * group never outlives its wait. weft_group_cancel cancels every child.
+ * weft_group_free frees a group whose wait has returned (or that never had
+ * a child); -EBUSY if children may still run.
+ */
+typedef struct weft_group weft_group;
+WEFT_EXPORT int weft_group_new(weft_group **out);
+WEFT_EXPORT int weft_group_spawn(weft_group *g, int (*fn)(void *), void *arg);
+WEFT_EXPORT int weft_group_wait(weft_group *g);
+WEFT_EXPORT int weft_group_cancel(weft_group *g);
+WEFT_EXPORT int weft_group_free(weft_group *g);
+
+/*
+ * asyncio.gather(..., return_exceptions=True): runs fns[i](args[i]) for
+ * i < n concurrently, waits for all of them and stores each return value in
+ * results[i]. Returns 0; if the caller is cancelled or its deadline
+ * expires, cancels them all, waits for them, and returns -ECANCELED /
+ * -ETIMEDOUT (results then hold what each returned). Must be called from a
+ * task.
+ */
+WEFT_EXPORT int weft_gather(size_t n, int (*const fns[])(void *),
+			    void *const args[], int results[]);
+
+/*
+ * asyncio.wait(FIRST_COMPLETED): waits until one of tasks[0..n) has ended
+ * and returns the lowest index of those that have. The handles stay valid
+ * (join them). -ECANCELED / -ETIMEDOUT if the caller gives up first;
+ * -EINVAL for n == 0 or a NULL handle. With a deadline scope it is
+ * asyncio.wait_for.
+ */
+WEFT_EXPORT int weft_wait_any(size_t n, weft_task *const tasks[]);
+
+/*
+ * Runs fn(arg) on the runtime's pool of plain threads and suspends the task
+ * until it returns (run_in_executor / spawn_blocking); stores its value in
+ * *result. The pool grows on demand up to weft_config.blocking_threads
+ * (0 = 64), reaps threads idle for a few seconds, and queues calls when it
+ * is full. Returns 0, -ENOMEM, or -ECANCELED / -ETIMEDOUT if the task was
+ * cancelled or its deadline expired while fn ran: fn is never interrupted,
+ * the call returns when it ends (so fn may use the caller's stack), and
+ * *result still receives its value. From a plain thread it runs fn inline.
+ */
+WEFT_EXPORT int weft_blocking(int (*fn)(void *), void *arg, int *result);
+
 #ifdef __cplusplus
 }
 #endif
