@@ -25,6 +25,17 @@ static const struct bench_workload workloads[] = {
 	{ "yield",  "ns/yield", 1000,    1000, 0, bench_yield },
 	{ "chain",  "ns/hop",   1000000, 0,    0, bench_chain },
 	{ "memory", "B/task",   1000000, 0,    1, bench_memory },
+#ifdef WEFT_BENCH_SYNC
+	/* Units hold no blank: -l prints "name unit n m". M = 10^6 / s.
+	 * mutex: n tasks x m locks; channel: m producers x n messages;
+	 * pingpong: n round trips; rwlock(-pthread): n tasks x m ops, the
+	 * pthread baseline on -w threads. */
+	{ "mutex",    "ns/lock", 1000,    1000,  0, bench_mutex },
+	{ "channel",  "Mmsg/s",  1000000, 4,     0, bench_channel },
+	{ "pingpong", "ns/rt",   1000000, 0,     0, bench_pingpong },
+	{ "rwlock",   "Mops/s",  1000,    10000, 0, bench_rwlock },
+	{ "rwlock-pthread", "Mops/s", 1000, 10000, 0, bench_rwlock_pthread },
+#endif
 };
 
 #define NWORKLOADS (sizeof(workloads) / sizeof(workloads[0]))
@@ -163,7 +174,9 @@ static void usage(FILE *f)
 		"usage: weft-bench [-w WORKERS] [-n N] [-m M] [-s STACK] [-W] WORKLOAD\n"
 		"       weft-bench -l\n"
 		"  -w  worker threads (default: online CPUs)\n"
-		"  -n  size (tasks, hops; yield: tasks)   -m  yield: yields per task\n"
+		"  -n  size (tasks, hops, messages per producer, round trips)\n"
+		"  -m  per-task count (yield: yields, mutex: locks, rwlock: ops);\n"
+		"      channel: producers\n"
 		"  -s  default task stack in bytes        -W  untimed warm-up pass first\n"
 		"  -l  list workloads: name unit n m\n");
 }

@@ -5,7 +5,8 @@
 # runs every benchmark for 1, 2, 4 and 8 workers, and reports the medians:
 #   bench/out/results.json  medians, targets and every raw run
 #   bench/out/table.txt     the table printed at the end
-#   bench/out/scaling.png   throughput against workers, and memory per task
+#   bench/out/scaling.png   throughput against workers (core runtime; sync
+#                           and channels), and memory per task
 #
 # usage: scripts/bench.sh [--quick] [--runs N] [--workers "1 2 4 8"]
 #                         [--no-deps] [--no-build] [WORKLOAD...]
@@ -15,7 +16,9 @@
 #   --workers L  worker counts (default "1 2 4 8", or $WEFT_BENCH_WORKERS)
 #   --no-deps    do not check Debian packages
 #   --no-build   use the existing build/release/bench/weft-bench
-#   WORKLOAD     run only these (default: all of WORKLOADS below)
+#   WORKLOAD     run only these (default: all of WORKLOADS below that
+#                weft-bench was built with); a workload whose target is
+#                relative to another brings that one along
 # $WEFT_BENCH_TIMEOUT: seconds one run may take (default 180).
 # $WEFT_BENCH_BIN: the weft-bench to run with --no-build (default: the one
 # in build/release).
@@ -28,13 +31,23 @@ set -euo pipefail
 
 # One row per workload, in table order. Adding one (sync, io, ...): add it
 # to the table in bench/bench.c, then a row here.
-#   name | weft-bench args | --quick args | target (op value @ workers, or -)
-#        | Go | Tokio (shared/PEERS.md, 2 workers, or -) | plot: tput, mem, -
+#   name | weft-bench args | --quick args | target | Go | Tokio
+#        | plot: tput (core panel), sync (sync/channel panel), mem, -
+# target: "op value @ workers" (workers a count or *), op <= or >=; or
+# relative, "op Nx other @ workers": the median over other's median at the
+# same worker count (run in the same invocation), e.g. ">= 1x base @ 2".
+# Go and Tokio: shared/PEERS.md, 2 workers, or -.
+# rwlock-pthread must keep rwlock's sizes: the two do the same work.
 WORKLOADS='
-spawn  | -n 1000000         | -n 100000         | <= 100 @ 2   | 129  | 253  | tput
-yield  | -n 1000 -m 1000    | -n 1000 -m 100    | <= 20 @ 2    | 73   | 25   | tput
-chain  | -n 1000000         | -n 100000         | -            | -    | -    | tput
-memory | -n 1000000         | -n 100000         | <= 4600 @ *  | 2707 | 1408 | mem
+spawn          | -n 1000000         | -n 100000        | <= 100 @ 2   | 129  | 253  | tput
+yield          | -n 1000 -m 1000    | -n 1000 -m 100   | <= 20 @ 2    | 73   | 25   | tput
+chain          | -n 1000000         | -n 100000        | -            | -    | -    | tput
+memory         | -n 1000000         | -n 100000        | <= 4600 @ *  | 2707 | 1408 | mem
+mutex          | -n 1000 -m 1000    | -n 1000 -m 100   | <= 40 @ 2    | 41   | 124  | sync
+channel        | -n 1000000 -m 4    | -n 100000 -m 4   | >= 35 @ 2    | 28.9 | 7.7  | sync
+pingpong       | -n 1000000         | -n 100000        | <= 165 @ 2   | 206  | 291  | sync
+rwlock         | -n 1000 -m 10000   | -n 1000 -m 1000  | >= 1x rwlock-pthread @ 2 | - | - | sync
+rwlock-pthread | -n 1000 -m 10000   | -n 1000 -m 1000  | -            | -    | -    | sync
 '
 
 PKGS="cmake make gcc libc6-dev pkg-config liburing-dev libck-dev libcmocka-dev
@@ -89,18 +102,47 @@ trim() { # var: strips the blanks around its value
 	read -r v <<<"${!1}"
 	printf -v "$1" '%s' "$v"
 }
+RE_ABS='^(<=|>=) [0-9.]+ @ ([1-9][0-9]*|\*)$'
+RE_REL='^(<=|>=) [0-9.]+x [A-Za-z0-9_-]+ @ ([1-9][0-9]*|\*)$'
 while IFS='|' read -r name args qargs target go tokio plot; do
 	for v in name args qargs target go tokio plot; do trim $v; done
 	[ -n "$name" ] || continue
+	target=$(tr -s ' ' <<<"$target")
+	[ "$target" = - ] || [[ $target =~ $RE_ABS ]] || [[ $target =~ $RE_REL ]] ||
+		die "WORKLOADS: bad target '$target' for $name"
 	NAMES+=("$name")
 	ARGS[$name]=$args QARGS[$name]=$qargs TARGET[$name]=$target
 	GO[$name]=$go TOKIO[$name]=$tokio PLOT[$name]=$plot
 done <<<"$WORKLOADS"
+
+ref_of() { # name: the workload a relative target compares with, or fails
+	local -a tw
+	read -ra tw <<<"${TARGET[$1]}"
+	[ ${#tw[@]} = 5 ] || return 1
+	echo "${tw[2]}"
+}
+for name in "${NAMES[@]}"; do
+	if ref=$(ref_of "$name"); then
+		[ -n "${PLOT[$ref]:-}" ] || die "WORKLOADS: $name's target refers to unknown '$ref'"
+	fi
+done
+in_list() { # word list...
+	local x=$1
+	shift
+	for y in "$@"; do [ "$x" = "$y" ] && return 0; done
+	return 1
+}
 if [ ${#ONLY[@]} -gt 0 ]; then
 	for name in "${ONLY[@]}"; do
 		[ -n "${PLOT[$name]:-}" ] || die "unknown workload '$name' (known: ${NAMES[*]})"
 	done
-	NAMES=("${ONLY[@]}")
+	NAMES=()
+	for name in "${ONLY[@]}"; do
+		in_list "$name" "${NAMES[@]}" || NAMES+=("$name")
+		if ref=$(ref_of "$name") && ! in_list "$ref" "${ONLY[@]}" "${NAMES[@]}"; then
+			NAMES+=("$ref")
+		fi
+	done
 fi
 
 # ---- Debian packages -------------------------------------------------------
@@ -142,6 +184,22 @@ if [ $BUILDIT = 1 ]; then
 	fi
 fi
 [ -x "$BIN" ] || die "$BIN is missing"
+
+# A weft-bench built before a module landed lacks its workloads (see
+# bench/CMakeLists.txt): a default run skips them, a named one fails.
+mapfile -t HAVE < <("$BIN" -l | awk '{ print $1 }')
+KEEP=()
+for name in "${NAMES[@]}"; do
+	if in_list "$name" "${HAVE[@]}"; then
+		KEEP+=("$name")
+	elif [ ${#ONLY[@]} -gt 0 ]; then
+		die "weft-bench has no workload '$name' (built without its module?)"
+	else
+		echo "bench.sh: weft-bench has no workload '$name' (built without its module?); skipped" >&2
+	fi
+done
+[ ${#KEEP[@]} -gt 0 ] || die "nothing to run"
+NAMES=("${KEEP[@]}")
 
 # ---- run --------------------------------------------------------------------
 RAW=$OUT/runs.jsonl
@@ -240,13 +298,23 @@ while IFS=$'\t' read -r name w med lo hi unit n tput util; do
 	M_UTIL[$name/$w]=$util
 done <"$MED"
 
-# target_of name workers: prints "op value" if a target applies to this row
+# target_of name workers: prints "op value ref" if a target applies to this
+# row; ref is the workload of a relative target, or -
 target_of() {
-	local t=${TARGET[$1]} op val at
+	local t=${TARGET[$1]} op val ref=- at
+	local -a tw
 	[ "$t" = - ] && return 1
-	read -r op val _ at <<<"$t"
+	read -ra tw <<<"$t"
+	op=${tw[0]} val=${tw[1]} at=${tw[-1]}
+	[ ${#tw[@]} = 5 ] && ref=${tw[2]}
 	[ "$at" = '*' ] || [ "$at" = "$2" ] || return 1
-	echo "$op $val"
+	echo "$op $val $ref"
+}
+
+ratio_of() { # name ref workers: median / ref's median, or fails
+	local a=${M_MED[$1/$3]:-} b=${M_MED[$2/$3]:-}
+	[ -n "$a" ] && [ -n "$b" ] || return 1
+	awk -v a="$a" -v b="$b" 'BEGIN { if (b == 0) exit 1; printf "%.3f", a / b }'
 }
 
 met() { # median op value -> yes/no
@@ -257,6 +325,25 @@ met() { # median op value -> yes/no
 }
 
 num() { [ "$1" = - ] && echo null || echo "$1"; }
+
+# eval_target name workers: sets T_SHOW (the table's target), T_MET (yes,
+# no, or - without a target), T_JSON (the JSON target or null) and T_RATIO
+# (a relative target's ratio, or -).
+eval_target() {
+	local name=$1 w=$2 t op val ref
+	T_SHOW=- T_MET=- T_JSON=null T_RATIO=-
+	t=$(target_of "$name" "$w") || return 0
+	read -r op val ref <<<"$t"
+	T_SHOW=$op$val
+	if [ "$ref" = - ]; then
+		T_JSON="\"$op $val ${M_UNIT[$name/$w]}\""
+		T_MET=$(met "${M_MED[$name/$w]}" "$op" "$val")
+	else
+		T_JSON="\"$op $val $ref\""
+		T_RATIO=$(ratio_of "$name" "$ref" "$w") || { T_RATIO=-; return 0; }
+		T_MET=$(met "$T_RATIO" "$op" "${val%x}")
+	fi
+}
 
 TABLE=$OUT/table.txt
 COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo none)
@@ -270,26 +357,33 @@ NCPU=$(nproc)
 	echo "median of $RUNS run(s)$([ $QUICK = 1 ] && echo ', QUICK sizes: not comparable with the targets')"
 	echo "Go and Tokio: shared/PEERS.md (2 workers, another day: compare ratios, not figures)"
 	echo
-	printf '%-8s %7s %10s %-9s %21s %5s %8s %4s %6s %6s\n' \
+	printf '%-14s %7s %10s %-9s %21s %5s %8s %4s %6s %6s\n' \
 		workload workers median unit "min..max" cpu target met Go Tokio
 	for name in "${NAMES[@]}"; do
 		for w in $WORKERS; do
 			k=$name/$w
-			tg=- ok=- go=- tk=-
-			if t=$(target_of "$name" "$w"); then
-				read -r op val <<<"$t"
-				tg="$op$val"
-				ok=$(met "${M_MED[$k]}" "$op" "$val")
-			fi
+			go=- tk=-
+			eval_target "$name" "$w"
 			if [ "$w" = 2 ]; then go=${GO[$name]}; tk=${TOKIO[$name]}; fi
 			printf -v range '%.1f..%.1f' "${M_MIN[$k]}" "${M_MAX[$k]}"
-			printf '%-8s %7s %10.1f %-9s %21s %5.2f %8s %4s %6s %6s\n' \
+			printf '%-14s %7s %10.1f %-9s %21s %5.2f %8s %4s %6s %6s\n' \
 				"$name" "$w" "${M_MED[$k]}" "${M_UNIT[$k]}" \
-				"$range" "${M_UTIL[$k]}" "$tg" "$ok" "$go" "$tk"
+				"$range" "${M_UTIL[$k]}" "$T_SHOW" "$T_MET" "$go" "$tk"
 		done
 	done
 	echo
 	echo "cpu: CPU time / wall time of the measured interval (2 cores here)"
+	echo "M = 10^6 per second; rt = round trip"
+	# Relative targets: the ratio at every worker count.
+	for name in "${NAMES[@]}"; do
+		ref=$(ref_of "$name") || continue
+		line=
+		for w in $WORKERS; do
+			r=$(ratio_of "$name" "$ref" "$w") || r=-
+			line+=" ${r}x@$w"
+		done
+		echo "$name / $ref, same run, by workers:$line (target ${TARGET[$name]})"
+	done
 } >"$TABLE"
 
 # results.json: medians with their targets, then every raw run.
@@ -303,20 +397,20 @@ NCPU=$(nproc)
 	for name in "${NAMES[@]}"; do
 		for w in $WORKERS; do
 			k=$name/$w
-			tj=null okj=null go=null tk=null
-			if t=$(target_of "$name" "$w"); then
-				read -r op val <<<"$t"
-				tj="\"$op $val ${M_UNIT[$k]}\""
-				[ "$(met "${M_MED[$k]}" "$op" "$val")" = yes ] &&
-					okj=true || okj=false
+			okj=null go=null tk=null ratio=null
+			eval_target "$name" "$w"
+			case $T_MET in yes) okj=true ;; no) okj=false ;; esac
+			if ref=$(ref_of "$name"); then
+				ratio=$(ratio_of "$name" "$ref" "$w") || ratio=null
 			fi
 			if [ "$w" = 2 ]; then
 				go=$(num "${GO[$name]}"); tk=$(num "${TOKIO[$name]}")
 			fi
-			printf '%s{"workload":"%s","workers":%s,"median":%s,"min":%s,"max":%s,"unit":"%s","runs":%s,"mops":%s,"cpu_util":%s,"target":%s,"met":%s,"go":%s,"tokio":%s}' \
+			printf '%s{"workload":"%s","workers":%s,"median":%s,"min":%s,"max":%s,"unit":"%s","runs":%s,"mops":%s,"cpu_util":%s,"target":%s,"met":%s,"ratio":%s,"go":%s,"tokio":%s}' \
 				"$sep" "$name" "$w" "${M_MED[$k]}" "${M_MIN[$k]}" \
 				"${M_MAX[$k]}" "${M_UNIT[$k]}" "${M_N[$k]}" \
-				"${M_TPUT[$k]}" "${M_UTIL[$k]}" "$tj" "$okj" "$go" "$tk"
+				"${M_TPUT[$k]}" "${M_UTIL[$k]}" "$T_JSON" "$okj" \
+				"$ratio" "$go" "$tk"
 			sep=$',\n'
 		done
 	done
@@ -327,11 +421,13 @@ NCPU=$(nproc)
 
 # ---- plot -------------------------------------------------------------------
 TPUT=$OUT/throughput.dat
+SYNC=$OUT/sync.dat
 MEM=$OUT/memory.dat
-tnames=() mnames=()
+tnames=() snames=() mnames=()
 for name in "${NAMES[@]}"; do
 	case ${PLOT[$name]} in
 	tput) tnames+=("$name") ;;
+	sync) snames+=("$name") ;;
 	mem) mnames+=("$name") ;;
 	esac
 done
@@ -343,7 +439,7 @@ write_dat() { # file column-kind names...
 		for w in $WORKERS; do
 			printf '%s' "$w"
 			for name in "$@"; do
-				if [ "$kind" = tput ]; then
+				if [ "$kind" != mem ]; then
 					printf ' %s' "${M_TPUT[$name/$w]}"
 				else
 					printf ' %s' "${M_MED[$name/$w]}"
@@ -356,9 +452,11 @@ write_dat() { # file column-kind names...
 PLOTTED=
 if command -v gnuplot >/dev/null; then
 	[ ${#tnames[@]} -gt 0 ] && write_dat "$TPUT" tput "${tnames[@]}"
+	[ ${#snames[@]} -gt 0 ] && write_dat "$SYNC" tput "${snames[@]}"
 	[ ${#mnames[@]} -gt 0 ] && write_dat "$MEM" mem "${mnames[@]}"
-	if [ ${#tnames[@]} -gt 0 ] || [ ${#mnames[@]} -gt 0 ]; then
+	if [ $((${#tnames[@]} + ${#snames[@]} + ${#mnames[@]})) -gt 0 ]; then
 		if gnuplot -e "tput='$([ ${#tnames[@]} -gt 0 ] && echo "$TPUT")'" \
+			-e "sync='$([ ${#snames[@]} -gt 0 ] && echo "$SYNC")'" \
 			-e "mem='$([ ${#mnames[@]} -gt 0 ] && echo "$MEM")'" \
 			-e "out='$OUT/scaling.png'" \
 			-e "subtitle='$DATE, commit $COMMIT, median of $RUNS'" \
