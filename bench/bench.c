@@ -25,7 +25,6 @@ static const struct bench_workload workloads[] = {
 	{ "yield",  "ns/yield", 1000,    1000, 0, bench_yield },
 	{ "chain",  "ns/hop",   1000000, 0,    0, bench_chain },
 	{ "memory", "B/task",   1000000, 0,    1, bench_memory },
-#ifdef WEFT_BENCH_SYNC
 	/* Units hold no blank: -l prints "name unit n m". M = 10^6 / s.
 	 * mutex: n tasks x m locks; channel: m producers x n messages;
 	 * pingpong: n round trips; rwlock(-pthread): n tasks x m ops, the
@@ -35,7 +34,6 @@ static const struct bench_workload workloads[] = {
 	{ "pingpong", "ns/rt",   1000000, 0,     0, bench_pingpong },
 	{ "rwlock",   "Mops/s",  1000,    10000, 0, bench_rwlock },
 	{ "rwlock-pthread", "Mops/s", 1000, 10000, 0, bench_rwlock_pthread },
-#endif
 };
 
 #define NWORKLOADS (sizeof(workloads) / sizeof(workloads[0]))

@@ -70,9 +70,7 @@ int bench_yield(struct bench_run *r);
 int bench_chain(struct bench_run *r);
 int bench_memory(struct bench_run *r);
 
-/* bench_sync.c: issue 3, synchronisation and channels. Built only once
- * runtime/sync.c and runtime/chan.c exist (bench/CMakeLists.txt then
- * defines WEFT_BENCH_SYNC). */
+/* bench_sync.c: synchronisation and channels. */
 int bench_mutex(struct bench_run *r);
 int bench_channel(struct bench_run *r);
 int bench_pingpong(struct bench_run *r);

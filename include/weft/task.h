@@ -139,11 +139,13 @@ WEFT_EXPORT int weft_wait_any(size_t n, weft_task *const tasks[]);
  * Runs fn(arg) on the runtime's pool of plain threads and suspends the task
  * until it returns (run_in_executor / spawn_blocking); stores its value in
  * *result. The pool grows on demand up to weft_config.blocking_threads
- * (0 = 64), reaps threads idle for a few seconds, and queues calls when it
- * is full. Returns 0, -ENOMEM, or -ECANCELED / -ETIMEDOUT if the task was
- * cancelled or its deadline expired while fn ran: fn is never interrupted,
- * the call returns when it ends (so fn may use the caller's stack), and
- * *result still receives its value. From a plain thread it runs fn inline.
+ * (0 = 64), reaps threads idle for 10 s, and queues calls when it is full.
+ * Returns 0, -ENOMEM, or -ECANCELED / -ETIMEDOUT if the task was cancelled
+ * or its deadline expired: if that happened while fn ran, fn is never
+ * interrupted, the call returns when it ends (so fn may use the caller's
+ * stack) and *result still receives its value; if it happened while the
+ * call was still queued, fn never runs and *result is left untouched.
+ * From a plain thread it runs fn inline.
  */
 WEFT_EXPORT int weft_blocking(int (*fn)(void *), void *arg, int *result);
 
