@@ -77,6 +77,40 @@ static int wait_granted(spinlock *l, struct waitq *q, struct weft__waiter *w)
 	return rc ? rc : -EINTR;
 }
 
+/* Grants every waiter of q (lock held). */
+static void grant_all(struct waitq *q, int status)
+{
+	struct weft__waiter *w;
+
+	while ((w = waitq_pop(q)))
+		waiter_grant(w, status);
+}
+
+/* The whole wait for objects whose waiters only wait to be granted: called
+ * with *l held, queues the caller on q, waits, and returns with *l
+ * released: 0 if granted, else -ECANCELED / -ETIMEDOUT. */
+static int wait_on(spinlock *l, struct waitq *q)
+{
+	struct weft__waiter w;
+	int rc;
+
+	waiter_prepare(&w);
+	waitq_push(q, &w);
+	spin_unlock(l);
+	rc = wait_granted(l, q, &w);
+	spin_unlock(l);
+	return rc;
+}
+
+/* weft_X_init for the objects whose all-zero state is the initial one. */
+static int zero_init(void *p, size_t n)
+{
+	if (!p)
+		return -EINVAL;
+	memset(p, 0, n);
+	return 0;
+}
+
 /* ---- mutex ------------------------------------------------------------ */
 
 /*
@@ -105,10 +139,7 @@ CHECK_SIZE(mutex_impl, weft_mutex);
 
 int weft_mutex_init(weft_mutex *m)
 {
-	if (!m)
-		return -EINVAL;
-	memset(m, 0, sizeof(*m));
-	return 0;
+	return zero_init(m, sizeof(*m));
 }
 
 int weft_mutex_destroy(weft_mutex *m)
@@ -319,10 +350,7 @@ CHECK_SIZE(rwlock_impl, weft_rwlock);
 
 int weft_rwlock_init(weft_rwlock *l)
 {
-	if (!l)
-		return -EINVAL;
-	memset(l, 0, sizeof(*l));
-	return 0;
+	return zero_init(l, sizeof(*l));
 }
 
 int weft_rwlock_destroy(weft_rwlock *l)
@@ -377,7 +405,6 @@ static uint32_t rw_update(struct rwlock_impl *x, uint32_t set, uint32_t clr)
 static void rw_wake(struct rwlock_impl *x)
 {
 	uint32_t s = LOAD(&x->state, relaxed);
-	struct weft__waiter *w;
 
 	if (s & RW_WSTARVE) {
 		/* Reserved for the first writer: hand over once free. */
@@ -397,10 +424,8 @@ static void rw_wake(struct rwlock_impl *x)
 	if (s & RW_WRITER)
 		return; /* its unlock wakes them */
 	rw_update(x, 0, RW_WAITERS);
-	while ((w = waitq_pop(&x->rq)))
-		waiter_grant(w, RW_WOKEN);
-	while ((w = waitq_pop(&x->wq)))
-		waiter_grant(w, RW_WOKEN);
+	grant_all(&x->rq, RW_WOKEN);
+	grant_all(&x->wq, RW_WOKEN);
 }
 
 static int rw_wait(struct rwlock_impl *x, bool writer)
@@ -653,24 +678,19 @@ CHECK_SIZE(event_impl, weft_event);
 
 int weft_event_init(weft_event *e)
 {
-	if (!e)
-		return -EINVAL;
-	memset(e, 0, sizeof(*e));
-	return 0;
+	return zero_init(e, sizeof(*e));
 }
 
 int weft_event_set(weft_event *e)
 {
 	struct event_impl *x = IMPL(event_impl, e);
-	struct weft__waiter *w;
 
 	if (!e)
 		return -EINVAL;
 	spin_lock(&x->lock);
 	/* release: what the setter did before is visible to fast waits. */
 	STORE(&x->set, 1, release);
-	while ((w = waitq_pop(&x->q)))
-		waiter_grant(w, 1);
+	grant_all(&x->q, 1);
 	spin_unlock(&x->lock);
 	return 0;
 }
@@ -692,7 +712,6 @@ int weft_event_wait(weft_event *e)
 {
 	struct event_impl *x = IMPL(event_impl, e);
 	struct weft_task *t;
-	struct weft__waiter w;
 	int rc;
 
 	if (!e)
@@ -709,12 +728,7 @@ int weft_event_wait(weft_event *e)
 		spin_unlock(&x->lock);
 		return 0;
 	}
-	waiter_prepare(&w);
-	waitq_push(&x->q, &w);
-	spin_unlock(&x->lock);
-	rc = wait_granted(&x->lock, &x->q, &w);
-	spin_unlock(&x->lock);
-	return rc;
+	return wait_on(&x->lock, &x->q);
 }
 
 /* ---- condition variable ------------------------------------------------ */
@@ -727,10 +741,7 @@ CHECK_SIZE(cond_impl, weft_cond);
 
 int weft_cond_init(weft_cond *c)
 {
-	if (!c)
-		return -EINVAL;
-	memset(c, 0, sizeof(*c));
-	return 0;
+	return zero_init(c, sizeof(*c));
 }
 
 int weft_cond_destroy(weft_cond *c)
@@ -810,13 +821,11 @@ int weft_cond_signal(weft_cond *c)
 int weft_cond_broadcast(weft_cond *c)
 {
 	struct cond_impl *x = IMPL(cond_impl, c);
-	struct weft__waiter *w;
 
 	if (!c)
 		return -EINVAL;
 	spin_lock(&x->lock);
-	while ((w = waitq_pop(&x->q)))
-		waiter_grant(w, 1);
+	grant_all(&x->q, 1);
 	spin_unlock(&x->lock);
 	return 0;
 }
@@ -845,7 +854,7 @@ int weft_barrier_wait(weft_barrier *b)
 {
 	struct barrier_impl *x = IMPL(barrier_impl, b);
 	struct weft_task *t;
-	struct weft__waiter w, *o;
+	struct weft__waiter w;
 	int rc;
 
 	if (!b || x->parties < 1)
@@ -857,8 +866,7 @@ int weft_barrier_wait(weft_barrier *b)
 	if (++x->arrived == (uint64_t)x->parties) {
 		/* The last one releases this round and starts the next. */
 		x->arrived = 0;
-		while ((o = waitq_pop(&x->q)))
-			waiter_grant(o, 1);
+		grant_all(&x->q, 1);
 		spin_unlock(&x->lock);
 		return 1;
 	}
@@ -884,7 +892,6 @@ CHECK_SIZE(waitgroup_impl, weft_waitgroup);
 int weft_waitgroup_add(weft_waitgroup *wg, int64_t delta)
 {
 	struct waitgroup_impl *x = IMPL(waitgroup_impl, wg);
-	struct weft__waiter *w;
 	int64_t c;
 
 	if (!wg)
@@ -899,8 +906,7 @@ int weft_waitgroup_add(weft_waitgroup *wg, int64_t delta)
 	/* release: work done before done() is visible to fast waits. */
 	STORE(&x->count, c, release);
 	if (c == 0)
-		while ((w = waitq_pop(&x->q)))
-			waiter_grant(w, 1);
+		grant_all(&x->q, 1);
 	spin_unlock(&x->lock);
 	return 0;
 }
@@ -914,7 +920,6 @@ int weft_waitgroup_wait(weft_waitgroup *wg)
 {
 	struct waitgroup_impl *x = IMPL(waitgroup_impl, wg);
 	struct weft_task *t;
-	struct weft__waiter w;
 	int rc;
 
 	if (!wg)
@@ -931,12 +936,7 @@ int weft_waitgroup_wait(weft_waitgroup *wg)
 		spin_unlock(&x->lock);
 		return 0;
 	}
-	waiter_prepare(&w);
-	waitq_push(&x->q, &w);
-	spin_unlock(&x->lock);
-	rc = wait_granted(&x->lock, &x->q, &w);
-	spin_unlock(&x->lock);
-	return rc;
+	return wait_on(&x->lock, &x->q);
 }
 
 /* ---- once -------------------------------------------------------------- */
@@ -954,7 +954,6 @@ CHECK_SIZE(once_impl, weft_once);
 int weft_once_call(weft_once *o, void (*fn)(void *), void *arg)
 {
 	struct once_impl *x = IMPL(once_impl, o);
-	struct weft__waiter w, *p;
 	struct weft_task *t;
 	int rc;
 
@@ -976,8 +975,7 @@ int weft_once_call(weft_once *o, void (*fn)(void *), void *arg)
 		fn(arg);
 		spin_lock(&x->lock);
 		STORE(&x->state, ONCE_DONE, release);
-		while ((p = waitq_pop(&x->q)))
-			waiter_grant(p, 1);
+		grant_all(&x->q, 1);
 		spin_unlock(&x->lock);
 		return 0;
 	}
@@ -991,10 +989,5 @@ int weft_once_call(weft_once *o, void (*fn)(void *), void *arg)
 		spin_unlock(&x->lock);
 		return 0;
 	}
-	waiter_prepare(&w);
-	waitq_push(&x->q, &w);
-	spin_unlock(&x->lock);
-	rc = wait_granted(&x->lock, &x->q, &w);
-	spin_unlock(&x->lock);
-	return rc;
+	return wait_on(&x->lock, &x->q);
 }
