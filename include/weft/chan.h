@@ -56,8 +56,9 @@ WEFT_EXPORT ssize_t weft_chan_len(weft_chan *c);
  * A send case on a closed channel, or a receive case on a closed and
  * drained one, is ready too: it fires with err = -EPIPE.
  * Returns the index, or -ECANCELED / -ETIMEDOUT (no case took effect),
- * -EINVAL (n == 0, a NULL channel or elem). weft_select_try returns
- * -EAGAIN instead of waiting.
+ * -EINVAL (n == 0, a NULL channel or elem), -ENOMEM (n > 16 and no memory
+ * for the waiters, or an unbounded channel could not grow; no case took
+ * effect). weft_select_try returns -EAGAIN instead of waiting.
  */
 enum { WEFT_SELECT_SEND = 1, WEFT_SELECT_RECV = 2 };
 

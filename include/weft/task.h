@@ -104,7 +104,8 @@ WEFT_EXPORT int weft_shield_end(void);
  * others, and wait returns that value; otherwise it returns 0. If the
  * waiter is cancelled or its deadline expires, the group cancels every
  * child, waits for all of them, and returns -ECANCELED / -ETIMEDOUT: a
- * group never outlives its wait. weft_group_cancel cancels every child.
+ * group never outlives its wait. A second wait while one is under way
+ * returns -EBUSY. weft_group_cancel cancels every child.
  * weft_group_free frees a group whose wait has returned (or that never had
  * a child); -EBUSY if children may still run.
  */
@@ -130,8 +131,8 @@ WEFT_EXPORT int weft_gather(size_t n, int (*const fns[])(void *),
  * asyncio.wait(FIRST_COMPLETED): waits until one of tasks[0..n) has ended
  * and returns the lowest index of those that have. The handles stay valid
  * (join them). -ECANCELED / -ETIMEDOUT if the caller gives up first;
- * -EINVAL for n == 0 or a NULL handle. With a deadline scope it is
- * asyncio.wait_for.
+ * -EINVAL for n == 0 or a NULL handle; -ENOMEM if n > 8 and there is no
+ * memory for the waiters. With a deadline scope it is asyncio.wait_for.
  */
 WEFT_EXPORT int weft_wait_any(size_t n, weft_task *const tasks[]);
 
