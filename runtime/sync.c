@@ -362,7 +362,9 @@ int weft_rwlock_destroy(weft_rwlock *l)
 
 static inline bool rw_can_read(uint32_t s)
 {
-	return !(s & (RW_WRITER | RW_WSTARVE));
+	/* A full reader count waits rather than carry into the flags. */
+	return !(s & (RW_WRITER | RW_WSTARVE)) &&
+	       (s & RW_READERS) != RW_READERS;
 }
 
 static inline bool rw_can_write(uint32_t s)
@@ -476,8 +478,11 @@ static int rw_wait(struct rwlock_impl *x, bool writer)
 		spin_lock(&x->lock);
 		if (!w.status) {
 			waitq_remove(q, &w);
-			if (!rc) {
-				woken = true; /* its starvation timer */
+			if (rc != -ECANCELED && rc != -ETIMEDOUT) {
+				/* Its starvation timer fired (or could not be
+				 * armed: act as if it had). */
+				since = since > STARVE_NS ? since - STARVE_NS : 1;
+				woken = true;
 				continue;
 			}
 		}

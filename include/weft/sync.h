@@ -94,8 +94,9 @@ WEFT_EXPORT int weft_rwlock_unlock(weft_rwlock *l);
 /*
  * Counting semaphore (asyncio.Semaphore). init: n permits (0 .. INT64_MAX).
  * acquire: 0, -ECANCELED, -ETIMEDOUT. tryacquire: 0 or -EAGAIN.
- * release: 0, or -EOVERFLOW past INT64_MAX permits. A release hands its
- * permit to the longest waiter, if any.
+ * release: 0, or -EOVERFLOW past INT64_MAX permits. Waiters are served
+ * in order (a release hands its permit to the longest waiter), though an
+ * acquire arriving at the same moment as the release may take it first.
  */
 WEFT_EXPORT int weft_sem_init(weft_sem *s, int64_t n);
 WEFT_EXPORT int weft_sem_acquire(weft_sem *s);
