@@ -38,6 +38,42 @@ static const struct bench_workload workloads[] = {
 
 #define NWORKLOADS (sizeof(workloads) / sizeof(workloads[0]))
 
+weft_task **bench_handles(struct bench_run *r, uint64_t cnt)
+{
+	weft_task **h = malloc((cnt ? cnt : 1) * sizeof(*h));
+
+	if (!h)
+		bench_fail(r, "no memory for %llu handles",
+			   (unsigned long long)cnt);
+	else
+		memset(h, 0, (cnt ? cnt : 1) * sizeof(*h));
+	return h;
+}
+
+int64_t bench_join_all(struct bench_run *r, weft_task **h, uint64_t cnt,
+		       const char *what, bool record)
+{
+	uint64_t i, bad = 0;
+	int rc, res;
+
+	for (i = 0; i < cnt; i++) {
+		res = 0;
+		rc = weft_join(h[i], &res);
+		if (rc < 0) {
+			/* The handle stays ours; weft_run's teardown ends it. */
+			bench_fail(r, "weft_join %s #%llu: %s", what,
+				   (unsigned long long)i, weft_strerror(rc));
+			return -1;
+		}
+		if (res != 0 && record)
+			bench_fail(r, "%s #%llu returned %d (%s)", what,
+				   (unsigned long long)i, res,
+				   weft_strerror(res));
+		bad += res != 0;
+	}
+	return (int64_t)bad;
+}
+
 void bench_start(struct bench_run *r)
 {
 	getrusage(RUSAGE_SELF, &r->ru0);

@@ -18,6 +18,7 @@
 #define _GNU_SOURCE
 #endif
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/resource.h>
 #include <weft.h>
@@ -65,6 +66,16 @@ int bench_fail(struct bench_run *r, const char *fmt, ...)
 long bench_proc_kb(const char *field);
 
 /* bench_core.c: issue 2, the core runtime. */
+/* A zeroed array of cnt task handles, touched now so that its page
+ * faults fall outside the measured interval; NULL (recorded) without
+ * memory. */
+weft_task **bench_handles(struct bench_run *r, uint64_t cnt);
+/* Joins h[0..cnt). Returns -1 (recorded) if a join itself fails: tasks may
+ * then still run and use the workload's state. Otherwise returns how many
+ * tasks returned nonzero; with `record`, each of those is recorded too. */
+int64_t bench_join_all(struct bench_run *r, weft_task **h, uint64_t cnt,
+		       const char *what, bool record);
+
 int bench_spawn(struct bench_run *r);
 int bench_yield(struct bench_run *r);
 int bench_chain(struct bench_run *r);

@@ -18,45 +18,6 @@ static int spawn_bump(void *arg)
 	return 0;
 }
 
-/* Joins h[0..cnt) and checks that each returned 0; returns the failures. */
-static uint64_t join_all(struct bench_run *r, weft_task **h, uint64_t cnt)
-{
-	uint64_t i, bad = 0;
-	int rc, res;
-
-	for (i = 0; i < cnt; i++) {
-		res = 0;
-		rc = weft_join(h[i], &res);
-		if (rc < 0) {
-			/* The handle stays ours; weft_run's teardown ends it. */
-			bench_fail(r, "weft_join #%llu: %s",
-				   (unsigned long long)i, weft_strerror(rc));
-			return bad + cnt - i;
-		}
-		if (res != 0) {
-			bench_fail(r, "task #%llu returned %d (%s)",
-				   (unsigned long long)i, res,
-				   weft_strerror(res));
-			bad++;
-		}
-	}
-	return bad;
-}
-
-/* Allocates and touches a handle array, so its page faults fall outside
- * the measured interval. */
-static weft_task **handles(struct bench_run *r, uint64_t cnt)
-{
-	weft_task **h = malloc(cnt * sizeof(*h));
-
-	if (!h)
-		bench_fail(r, "no memory for %llu handles",
-			   (unsigned long long)cnt);
-	else
-		memset(h, 0, cnt * sizeof(*h));
-	return h;
-}
-
 int bench_spawn(struct bench_run *r)
 {
 	atomic_ulong counter = 0;
@@ -64,7 +25,7 @@ int bench_spawn(struct bench_run *r)
 	uint64_t i, got;
 	int rc = 0;
 
-	h = handles(r, r->n);
+	h = bench_handles(r, r->n);
 	if (!h)
 		return -1;
 	bench_start(r);
@@ -77,7 +38,7 @@ int bench_spawn(struct bench_run *r)
 		}
 	}
 	/* On a spawn failure, still join the spawned ones: they use counter. */
-	join_all(r, h, i);
+	bench_join_all(r, h, i, "task", true);
 	bench_stop(r);
 	free(h);
 	r->ops = r->n;
@@ -109,7 +70,7 @@ int bench_yield(struct bench_run *r)
 	uint64_t i;
 	int rc;
 
-	h = handles(r, r->n);
+	h = bench_handles(r, r->n);
 	if (!h)
 		return -1;
 	bench_start(r);
@@ -121,7 +82,7 @@ int bench_yield(struct bench_run *r)
 			break;
 		}
 	}
-	join_all(r, h, i);
+	bench_join_all(r, h, i, "task", true);
 	bench_stop(r);
 	free(h);
 	r->ops = r->n * r->m;

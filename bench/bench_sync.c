@@ -63,43 +63,6 @@ static int sync_report(struct bench_run *r, const struct sync_fail *f)
 			  sync_strerror(f->call, f->rc));
 }
 
-/* A zeroed array of cnt task handles, touched before the timed interval. */
-static weft_task **sync_handles(struct bench_run *r, uint64_t cnt)
-{
-	weft_task **h = calloc(cnt ? cnt : 1, sizeof(*h));
-
-	if (!h)
-		bench_fail(r, "no memory for %llu handles",
-			   (unsigned long long)cnt);
-	return h;
-}
-
-/*
- * Joins h[0..cnt). Returns -1 (recorded) if a join itself fails: tasks may
- * then still run and use the workload's state. Otherwise returns how many
- * tasks returned nonzero, and records nothing: the tasks note what failed
- * in their struct sync_fail, which says more.
- */
-static int64_t sync_join_all(struct bench_run *r, weft_task **h,
-			     uint64_t cnt, const char *what)
-{
-	uint64_t i, bad = 0;
-	int rc, res;
-
-	for (i = 0; i < cnt; i++) {
-		res = 0;
-		rc = weft_join(h[i], &res);
-		if (rc < 0) {
-			/* The handle stays ours; weft_run's teardown ends it. */
-			bench_fail(r, "weft_join %s #%llu: %s", what,
-				   (unsigned long long)i, weft_strerror(rc));
-			return -1;
-		}
-		bad += res != 0;
-	}
-	return (int64_t)bad;
-}
-
 /* Rate in M ops/s over the measured interval, as the value. */
 static void sync_rate(struct bench_run *r)
 {
@@ -160,7 +123,7 @@ int bench_mutex(struct bench_run *r)
 	/* On the heap: if a join fails, tasks may outlive this frame. */
 	s = calloc(1, sizeof(*s));
 	args = calloc(r->n ? r->n : 1, sizeof(*args));
-	h = sync_handles(r, r->n);
+	h = bench_handles(r, r->n);
 	if (!s || !args || !h) {
 		free(s);
 		free(args);
@@ -187,7 +150,7 @@ int bench_mutex(struct bench_run *r)
 			break;
 		}
 	}
-	bad = sync_join_all(r, h, i, "task");
+	bad = bench_join_all(r, h, i, "task", false);
 	bench_stop(r);
 	if (bad < 0)
 		return -1; /* leaks s and args: tasks may still use them */
@@ -323,7 +286,7 @@ int bench_channel(struct bench_run *r)
 		return bench_fail(r, "-n too large");
 	s = calloc(1, sizeof(*s));
 	prod = calloc(r->m, sizeof(*prod));
-	h = sync_handles(r, r->m);
+	h = bench_handles(r, r->m);
 	if (s)
 		s->next = malloc(r->m * sizeof(*s->next));
 	if (!s || !s->next || !prod || !h) {
@@ -357,7 +320,7 @@ int bench_channel(struct bench_run *r)
 			break;
 		}
 	}
-	bad = sync_join_all(r, h, i, "producer");
+	bad = bench_join_all(r, h, i, "producer", false);
 	if (bad < 0)
 		return -1; /* leaks everything: producers may still run */
 	rc = weft_chan_close(s->c);
@@ -514,8 +477,8 @@ int bench_pingpong(struct bench_run *r)
 			spawned = 2;
 		}
 	}
-	bad = sync_join_all(r, h, spawned, spawned < 2 ? "ponger" :
-						       "ponger/pinger");
+	bad = bench_join_all(r, h, spawned,
+			     spawned < 2 ? "ponger" : "ponger/pinger", false);
 	bench_stop(r);
 	if (bad < 0)
 		return -1; /* leaks s: a task may still use it */
@@ -749,7 +712,7 @@ int bench_rwlock(struct bench_run *r)
 
 	if (rw_setup(r, &s, &w, r->n) < 0)
 		return -1;
-	h = sync_handles(r, r->n);
+	h = bench_handles(r, r->n);
 	if (!h)
 		goto out;
 	rc = weft_rwlock_init(&s->wl);
@@ -766,7 +729,7 @@ int bench_rwlock(struct bench_run *r)
 			break;
 		}
 	}
-	bad = sync_join_all(r, h, i, "task");
+	bad = bench_join_all(r, h, i, "task", false);
 	bench_stop(r);
 	if (bad < 0)
 		return -1; /* leaks s and w: tasks may still use them */
