@@ -46,10 +46,29 @@ static inline void cpu_relax(void)
 }
 
 /*
+ * One step of a bounded busy wait: an exponentially growing run of pauses
+ * (up to 64), and after `i` reaches 512 steps a sched_yield per step, so a
+ * waiter whose partner was preempted does not burn its time slice. Start
+ * with i = 0.
+ */
+static inline void spin_wait_step(unsigned *i)
+{
+	unsigned n = *i < 6 ? 1u << *i : 64;
+
+	if (++*i > 512) {
+		sched_yield();
+		return;
+	}
+	while (n--)
+		cpu_relax();
+}
+
+/*
  * A test-and-test-and-set spinlock for critical sections of a few dozen
- * instructions that never suspend (a task's join hand-off, a timer heap, a
- * task registry). After a short spin it yields the CPU, so a holder that was
- * preempted does not make waiters burn their time slice.
+ * instructions that never suspend (a channel, a sync object's queue, a task's
+ * join hand-off, a timer heap, a registry). Contended, it polls the word with
+ * exponential backoff (spin_wait_step): workers that hit one lock in a tight
+ * loop otherwise steal its cache line from the holder at every probe.
  * Acquire on lock pairs with release on unlock: everything written inside
  * the section is visible to the next holder.
  */
@@ -61,17 +80,12 @@ typedef struct {
 
 static inline void spin_lock(spinlock *l)
 {
-	for (;;) {
-		if (!atomic_exchange_explicit(&l->held, true,
-					      memory_order_acquire))
-			return;
-		for (unsigned i = 0; LOAD(&l->held, relaxed); i++) {
-			if (i < 128)
-				cpu_relax();
-			else
-				sched_yield();
-		}
-	}
+	unsigned i = 0;
+
+	while (atomic_exchange_explicit(&l->held, true, memory_order_acquire))
+		/* relaxed: only a hint that the lock may be free. */
+		while (LOAD(&l->held, relaxed))
+			spin_wait_step(&i);
 }
 
 static inline bool spin_trylock(spinlock *l)

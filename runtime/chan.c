@@ -153,86 +153,37 @@ static inline bool queued(const struct waitq *q, const struct weft__waiter *w)
 	return w->prev != NULL || q->head == w;
 }
 
-/* The channel lock: atomic.h's spinlock, taken with exponential backoff
- * when contended. Producers and consumers on different workers hit one
- * line in a tight loop; backing off lets the holder finish (and often run
- * several operations in a row) instead of losing the line to every probe.
- * Acquire on taking the lock pairs with the release of spin_unlock. */
-static __attribute__((noinline)) void chan_lock_slow(struct weft_chan *c)
-{
-	unsigned backoff = 1, spins = 0;
-
-	for (;;) {
-		/* relaxed: only a hint that the lock may be free. */
-		while (LOAD(&c->lock.held, relaxed)) {
-			if (++spins > 512) {
-				sched_yield(); /* the holder may be preempted */
-				continue;
-			}
-			for (unsigned k = 0; k < backoff; k++)
-				cpu_relax();
-			if (backoff < 64)
-				backoff <<= 1;
-		}
-		/* acquire: pairs with spin_unlock's release. */
-		if (!atomic_exchange_explicit(&c->lock.held, true,
-					      memory_order_acquire))
-			return;
-	}
-}
-
-static inline void chan_lock(struct weft_chan *c)
-{
-	/* acquire: pairs with spin_unlock's release. */
-	if (weft_likely(!atomic_exchange_explicit(&c->lock.held, true,
-						  memory_order_acquire)))
-		return;
-	chan_lock_slow(c);
-}
-
 /* --- claims (S3) -------------------------------------------------------- */
 
-static inline void spin_pause(unsigned *i)
-{
-	if (++*i < 128)
-		cpu_relax();
-	else
-		sched_yield();
-}
-
-/* Claims s for case k: OPEN -> k. False if s is already decided. */
-static bool claim1(struct sel *s, int k)
+/* winner: OPEN -> v, spinning while another claim holds it BUSY. False if
+ * it was already decided. acq_rel: the release side is described at the top
+ * of the file (Memory orders); acquire, also on failure, reads a final
+ * value with everything its claimant wrote. */
+static bool sel_take(struct sel *s, int v)
 {
 	unsigned i = 0;
 
 	for (;;) {
 		int e = W_OPEN;
 
-		/* release: see the top of the file (Memory orders); acquire
-		 * on failure: reads the final value. */
-		if (CAS(&s->winner, &e, k, acq_rel, acquire))
+		if (CAS(&s->winner, &e, v, acq_rel, acquire))
 			return true;
 		if (e != W_BUSY)
 			return false;
-		spin_pause(&i);
+		spin_wait_step(&i);
 	}
 }
 
-/* OPEN -> BUSY, spinning while another holds BUSY. False if decided. */
-static bool sel_hold(struct sel *s)
+/* Claims s for case k. */
+static inline bool claim1(struct sel *s, int k)
 {
-	unsigned i = 0;
+	return sel_take(s, k);
+}
 
-	for (;;) {
-		int e = W_OPEN;
-
-		/* acquire: a decided value read here is final. */
-		if (CAS(&s->winner, &e, W_BUSY, acquire, acquire))
-			return true;
-		if (e != W_BUSY)
-			return false;
-		spin_pause(&i);
-	}
+/* OPEN -> BUSY, for a double claim. */
+static inline bool sel_hold(struct sel *s)
+{
+	return sel_take(s, W_BUSY);
 }
 
 /* Claims both the caller's select `me` (for case mi) and a partner `x`
@@ -467,7 +418,7 @@ static int wait_granted(struct weft_chan *c, struct waitq *q,
 
 	spin_unlock(&c->lock);
 	rc = waiter_sleep(w);
-	chan_lock(c);
+	spin_lock(&c->lock);
 	if (w->status)
 		rc = w->status == ST_OK ? 0 : -EPIPE; /* granted wins */
 	else
@@ -484,9 +435,9 @@ static int chan_send(struct weft_chan *c, const void *elem, bool wait)
 
 	if (weft_unlikely(!c || !elem))
 		return -EINVAL;
-	if (wait && (t = weft__current()) && (r = weft__check_interrupt(t)))
+	if (wait && (r = weft__check_interrupt(t = weft__current())))
 		return r;
-	chan_lock(c);
+	spin_lock(&c->lock);
 	r = send_locked(c, elem, NULL, 0);
 	if (weft_likely(r != R_NOTREADY)) {
 		spin_unlock(&c->lock);
@@ -516,9 +467,9 @@ static int chan_recv(struct weft_chan *c, void *elem, bool wait)
 
 	if (weft_unlikely(!c || !elem))
 		return -EINVAL;
-	if (wait && (t = weft__current()) && (r = weft__check_interrupt(t)))
+	if (wait && (r = weft__check_interrupt(t = weft__current())))
 		return r;
-	chan_lock(c);
+	spin_lock(&c->lock);
 	r = recv_locked(c, elem, NULL, 0);
 	if (weft_likely(r != R_NOTREADY)) {
 		spin_unlock(&c->lock);
@@ -574,7 +525,7 @@ int weft_chan_close(weft_chan *c)
 {
 	if (!c)
 		return -EINVAL;
-	chan_lock(c);
+	spin_lock(&c->lock);
 	if (c->closed) {
 		spin_unlock(&c->lock);
 		return -EPIPE;
@@ -593,7 +544,7 @@ ssize_t weft_chan_len(weft_chan *c)
 
 	if (!c)
 		return -EINVAL;
-	chan_lock(c);
+	spin_lock(&c->lock);
 	n = c->count;
 	spin_unlock(&c->lock);
 	return (ssize_t)n;
@@ -642,7 +593,7 @@ static int try_case(weft_select_case *cs, int i, struct sel *me)
 	struct weft_chan *c = cs->chan;
 	int r;
 
-	chan_lock(c);
+	spin_lock(&c->lock);
 	if (cs->op == WEFT_SELECT_SEND)
 		r = send_locked(c, cs->elem, me, i);
 	else
@@ -723,7 +674,7 @@ static int select_wait(weft_select_case *cases, size_t n, int *ord,
 		weft_select_case *cs = &cases[i];
 		struct weft_chan *c = cs->chan;
 
-		chan_lock(c);
+		spin_lock(&c->lock);
 		if (cs->op == WEFT_SELECT_SEND)
 			r = send_locked(c, cs->elem, &s, i);
 		else
@@ -761,7 +712,7 @@ static int select_wait(weft_select_case *cases, size_t n, int *ord,
 				break;
 			if (e != W_BUSY)
 				break;
-			spin_pause(&spins);
+			spin_wait_step(&spins);
 		}
 		if (e >= 0)
 			k = e;
@@ -771,7 +722,7 @@ static int select_wait(weft_select_case *cases, size_t n, int *ord,
 		struct weft_chan *c = cases[i].chan;
 		struct waitq *q = case_queue(&cases[i]);
 
-		chan_lock(c);
+		spin_lock(&c->lock);
 		if (i == k && !queued(q, &ws[i]))
 			cases[i].err = ws[i].status == ST_OK ? 0 : -EPIPE;
 		else if (queued(q, &ws[i]))
@@ -789,7 +740,7 @@ int weft_select(weft_select_case *cases, size_t n)
 
 	if ((r = check_cases(cases, n)) < 0)
 		return r;
-	if ((t = weft__current()) && (r = weft__check_interrupt(t)))
+	if ((r = weft__check_interrupt(t = weft__current())))
 		return r;
 	if (n > SEL_STACK) {
 		ws = malloc(n * (sizeof(*ws) + sizeof(*ord)));
