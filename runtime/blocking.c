@@ -21,7 +21,7 @@
  *     was cancelled or its deadline expired): if the job never started it
  *     takes it off the queue and returns at once; if fn is running, it
  *     must not return (fn may use its stack): it waits again under a hold
- *     (group.h: no cancellation, no deadline), refreshing its waiter's seq
+ *     (internal.h: no cancellation, no deadline), refreshing its waiter's seq
  *     under mu each time, until granted, and then returns the error.
  *
  * Threads: a thread is started when a job is queued and there are more
@@ -39,7 +39,6 @@
 #include <stdlib.h>
 #include <time.h>
 #include "blocking.h"
-#include "group.h"
 #include "waitq.h"
 
 #define KEEPALIVE_NS (10ull * 1000000000ull)

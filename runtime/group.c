@@ -29,14 +29,14 @@
  * with weft_wait_any (which consumes nothing, so a cancelled waiter still
  * holds every handle), then unlinks and joins. A waiter that is cancelled
  * or times out cancels the group and from then on joins under a hold
- * (group.h: shielded and without deadline), so the group never outlives
+ * (internal.h: shielded and without deadline), so the group never outlives
  * its wait. Children that spawn grandchildren into the group do so before
  * they end, hence before the waiter gets past them: an empty list after
  * the last join means the group is finished.
  */
 #include <errno.h>
 #include <stdlib.h>
-#include "group.h"
+#include "internal.h"
 
 struct gnode {
 	struct gnode *next;		/* under g->lock */

@@ -221,7 +221,6 @@ struct weft_rt {
 	 * spawn before the task is queued (the queue push publishes it). */
 	struct weft_task *root;
 	bool stopped;			/* owner thread of rt only */
-	bool threads_started;
 	/* The blocking pool (blocking.c): set up by weft_rt_new, stopped
 	 * by shutdown, freed with the runtime. The pointer is constant. */
 	struct bpool *bpool;
@@ -251,7 +250,35 @@ void weft__schedule(struct weft_task *t, bool lifo);
  * Returns 0, -ETIMEDOUT, -ECANCELED. */
 uint64_t weft__park_begin(struct weft_task *t);
 int weft__park_commit(struct weft_task *t, uint64_t wake_at);
-/* Checks at the entry of every suspending call. */
+/*
+ * Holds: waits that nothing may interrupt. A cancelled group waiter,
+ * gather, a blocking call whose task gave up and a condition wait that must
+ * re-lock its mutex still have to wait for what they started. A shield
+ * holds cancellation back, but a deadline scope still applies inside it,
+ * and an expired deadline would make every wait return -ETIMEDOUT at once.
+ * A hold is a shield that also lifts the deadline until it ends. Only
+ * runtime code that opens no deadline scope in between may use it. NULL (a
+ * plain thread) holds nothing. Task-only fields: no other thread reads them.
+ */
+static inline void weft__hold_begin(struct weft_task *t, uint64_t *saved)
+{
+	if (!t)
+		return;
+	t->run->shield++;
+	*saved = t->run->deadline;
+	t->run->deadline = UINT64_MAX;
+}
+
+static inline void weft__hold_end(struct weft_task *t, uint64_t saved)
+{
+	if (!t)
+		return;
+	t->run->deadline = saved;
+	t->run->shield--;
+}
+
+/* Checks at the entry of every suspending call: 0, -ECANCELED or
+ * -ETIMEDOUT; always 0 for t == NULL (a plain thread). */
 int weft__check_interrupt(struct weft_task *t);
 /* Budget for operations that completed without suspending. */
 void weft__coop_ready(void);

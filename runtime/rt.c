@@ -150,7 +150,6 @@ int weft_rt_new(weft_rt **out, const weft_config *cfg)
 			return -rc;
 		}
 	}
-	rt->threads_started = true;
 	*out = rt;
 	return 0;
 }

@@ -482,7 +482,11 @@ int weft__check_interrupt(struct weft_task *t)
 	/* Relaxed: a cancel that this misses is caught by park_begin. A
 	 * closing runtime cancels every task, including the ones that
 	 * never parked and so are in no registry (task.c). */
-	struct task_run *r = t->run;
+	struct task_run *r;
+
+	if (!t)
+		return 0; /* a plain thread: no cancellation, no deadlines */
+	r = t->run;
 
 	if (r->shield == 0 && ((LOAD(&t->flags, relaxed) & TF_CANCELLED) ||
 			       LOAD(&t->rt->closing, relaxed)))

@@ -56,12 +56,6 @@
 			       _Alignof(struct type) <= _Alignof(pub),      \
 		       #type " does not fit " #pub)
 
-/* Entry of every waiting call from a task: cancelled or expired tasks
- * return at once. Plain threads (t == NULL) always wait. */
-static inline int interrupted(struct weft_task *t)
-{
-	return t ? weft__check_interrupt(t) : 0;
-}
 
 /* Steps 2 and 4 of waitq.h for a waiter that is already queued (lock not
  * held): sleeps, retakes the lock, and returns with it held: 0 if granted,
@@ -210,7 +204,7 @@ static int mutex_lock_slow(struct mutex_impl *x)
 		if (mutex_try(x))
 			return 0;
 	}
-	if ((rc = interrupted(t)))
+	if ((rc = weft__check_interrupt(t)))
 		return rc;
 	spin_lock(&x->lock);
 	for (;;) {
@@ -444,7 +438,7 @@ static int rw_wait(struct rwlock_impl *x, bool writer)
 		if (writer ? rw_try_write(x) : rw_try_read(x))
 			return 0;
 	}
-	if ((rc = interrupted(t)))
+	if ((rc = weft__check_interrupt(t)))
 		return rc;
 	spin_lock(&x->lock);
 	for (;;) {
@@ -620,7 +614,7 @@ int weft_sem_acquire(weft_sem *s)
 	if (weft_likely(sem_take(x, false)))
 		return 0;
 	t = weft__current();
-	if ((rc = interrupted(t)))
+	if ((rc = weft__check_interrupt(t)))
 		return rc;
 	spin_lock(&x->lock);
 	/* Dekker with release: count ourselves, then look at count again
@@ -722,7 +716,7 @@ int weft_event_wait(weft_event *e)
 	if (!e)
 		return -EINVAL;
 	t = weft__current();
-	if ((rc = interrupted(t)))
+	if ((rc = weft__check_interrupt(t)))
 		return rc;
 	if (LOAD(&x->set, acquire)) {
 		weft__coop_ready();
@@ -767,19 +761,12 @@ int weft_cond_destroy(weft_cond *c)
 static void mutex_lock_uninterruptible(weft_mutex *m)
 {
 	struct weft_task *t = weft__current();
-	uint64_t deadline = 0;
+	uint64_t saved = 0;
 
-	if (t) {
-		t->run->shield++;
-		deadline = t->run->deadline;
-		t->run->deadline = UINT64_MAX;
-	}
+	weft__hold_begin(t, &saved);
 	while (weft_mutex_lock(m) != 0)
 		;
-	if (t) {
-		t->run->deadline = deadline;
-		t->run->shield--;
-	}
+	weft__hold_end(t, saved);
 }
 
 int weft_cond_wait(weft_cond *c, weft_mutex *m)
@@ -794,7 +781,7 @@ int weft_cond_wait(weft_cond *c, weft_mutex *m)
 	if (!(LOAD(&IMPL(mutex_impl, m)->state, relaxed) & M_LOCKED))
 		return -EPERM; /* the caller must hold m */
 	t = weft__current();
-	if ((rc = interrupted(t)))
+	if ((rc = weft__check_interrupt(t)))
 		return rc;
 	/* Queued before m is released: a signal sent once m is free finds
 	 * us, so no wake-up between the unlock and the sleep is lost. */
@@ -865,7 +852,7 @@ int weft_barrier_wait(weft_barrier *b)
 	if (!b || x->parties < 1)
 		return -EINVAL;
 	t = weft__current();
-	if ((rc = interrupted(t)))
+	if ((rc = weft__check_interrupt(t)))
 		return rc;
 	spin_lock(&x->lock);
 	if (++x->arrived == (uint64_t)x->parties) {
@@ -930,7 +917,7 @@ int weft_waitgroup_wait(weft_waitgroup *wg)
 	if (!wg)
 		return -EINVAL;
 	t = weft__current();
-	if ((rc = interrupted(t)))
+	if ((rc = weft__check_interrupt(t)))
 		return rc;
 	if (LOAD(&x->count, acquire) == 0) {
 		weft__coop_ready();
@@ -987,7 +974,7 @@ int weft_once_call(weft_once *o, void (*fn)(void *), void *arg)
 	/* Running in another task or thread: wait for it. */
 	spin_unlock(&x->lock);
 	t = weft__current();
-	if ((rc = interrupted(t)))
+	if ((rc = weft__check_interrupt(t)))
 		return rc;
 	spin_lock(&x->lock);
 	if (LOAD(&x->state, relaxed) == ONCE_DONE) {

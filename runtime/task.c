@@ -549,13 +549,13 @@ int weft__join(weft_task *t, int *result, bool *started)
 		return -EDEADLK;
 	/* acquire: pairs with the release in weft__task_complete. */
 	if (LOAD(&t->flags, acquire) & TF_DONE) {
-		if (self && (rc = weft__check_interrupt(self)))
+		if ((rc = weft__check_interrupt(self)))
 			return rc;
 		weft__coop_ready();
 		goto done;
 	}
 	for (;;) {
-		if (self && (rc = weft__check_interrupt(self)))
+		if ((rc = weft__check_interrupt(self)))
 			return rc; /* the handle stays valid */
 		spin_lock(&t->lock);
 		if (FOR(&t->flags, TF_JOINWAIT, acq_rel) & TF_DONE) {
@@ -619,7 +619,7 @@ int weft_wait_any(size_t n, weft_task *const tasks[])
 		if (tasks[i] == self)
 			return -EDEADLK;
 	}
-	if (self && (rc = weft__check_interrupt(self)))
+	if ((rc = weft__check_interrupt(self)))
 		return rc;
 	idx = first_done(n, tasks);
 	if (idx >= 0) {
