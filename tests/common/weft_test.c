@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: MIT */
+#include <unistd.h>
+#include <stdlib.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -76,4 +78,29 @@ uint64_t wt_stack_expect(unsigned kib)
 __attribute__((noinline)) unsigned long wt_thread_self(void)
 {
 	return (unsigned long)pthread_self();
+}
+
+int wt_stress_args(int argc, char **argv, unsigned long *workers,
+		   uint64_t *seed, unsigned *size, unsigned default_size)
+{
+	*workers = argc > 1 ? strtoul(argv[1], NULL, 0) : 4;
+	*seed = argc > 2 ? strtoull(argv[2], NULL, 0) : 0;
+	if (!*seed)
+		*seed = (wt_clock() ^ ((uint64_t)getpid() << 32)) | 1;
+	*size = argc > 3 ? (unsigned)strtoul(argv[3], NULL, 0) : default_size;
+	if (*workers == 0 || *workers > 1024 || *size == 0) {
+		fprintf(stderr,
+			"usage: %s [workers (1-1024) [seed [size (> 0)]]]\n",
+			argv[0]);
+		return 2;
+	}
+	return 0;
+}
+
+bool wt_check(const char *prog, const char *what, long got, long want)
+{
+	if (got == want)
+		return true;
+	fprintf(stderr, "%s: %s: %ld, expected %ld\n", prog, what, got, want);
+	return false;
 }

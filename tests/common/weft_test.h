@@ -17,6 +17,7 @@
 #define WEFT_TEST_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 #include <weft.h>
@@ -82,6 +83,16 @@ unsigned long wt_thread_self(void);
 
 /* CLOCK_MONOTONIC in nanoseconds, read without weft. */
 uint64_t wt_clock(void);
+
+/*
+ * Stress validators: parses `prog [workers [seed [size]]]`. workers
+ * defaults to 4, seed to one from the clock, size to default_size. Prints
+ * a usage line and returns 2 on bad arguments, else 0.
+ */
+int wt_stress_args(int argc, char **argv, unsigned long *workers,
+		   uint64_t *seed, unsigned *size, unsigned default_size);
+/* One end-of-run count: true if got == want, else prints what differs. */
+bool wt_check(const char *prog, const char *what, long got, long want);
 
 /* Waits on a plain thread until cond holds, polling every 20 us. */
 #define WT_WAIT(cond)							\

@@ -25,6 +25,9 @@
 
 #include "weft_test.h"
 
+/* End-of-run counts, reported under this program's name. */
+#define check(...) wt_check("stress_chan", __VA_ARGS__)
+
 #define NCH 4
 #define SENDERS 8
 #define RECEIVERS 8
@@ -257,20 +260,11 @@ static int root(void *arg)
 	return 0;
 }
 
-static bool check(const char *what, long got, long want)
-{
-	if (got == want)
-		return true;
-	fprintf(stderr, "stress_chan: %s: %ld, expected %ld\n", what, got,
-		want);
-	return false;
-}
-
 int main(int argc, char **argv)
 {
 	static const size_t cap_choices[] = { 0, 1, 4, 64,
 					      WEFT_CHAN_UNBOUNDED };
-	unsigned long workers = 4;
+	unsigned long workers;
 	weft_config cfg;
 	uint64_t rng;
 	bool ok = true;
@@ -278,20 +272,9 @@ int main(int argc, char **argv)
 	unsigned i;
 	int rc, r = -1;
 
-	if (argc > 1)
-		workers = strtoul(argv[1], NULL, 0);
-	if (argc > 2)
-		seed = strtoull(argv[2], NULL, 0);
-	if (!seed)
-		seed = (wt_clock() ^ ((uint64_t)getpid() << 32)) | 1;
-	size = WT_SCALE(400000, 40000);
-	if (argc > 3)
-		size = (unsigned)strtoul(argv[3], NULL, 0);
-	if (workers == 0 || workers > 1024 || size == 0) {
-		fprintf(stderr, "usage: %s [workers (1-1024) [seed [size]]]\n",
-			argv[0]);
+	if (wt_stress_args(argc, argv, &workers, &seed, &size,
+			   WT_SCALE(400000, 40000)))
 		return 2;
-	}
 	rng = wt_seed(seed, 0xc4a2);
 	for (i = 0; i < NCH; i++)
 		caps[i] = cap_choices[wt_below(&rng, 5)];

@@ -36,6 +36,9 @@
 
 #include "weft_test.h"
 
+/* End-of-run counts, reported under this program's name. */
+#define check(...) wt_check("stress_sched", __VA_ARGS__)
+
 #define MAX_CHILDREN 8
 #define TOP_TASKS 64
 
@@ -310,39 +313,18 @@ static int root(void *arg)
 	return 0;
 }
 
-static bool check(const char *what, long got, long want)
-{
-	if (got == want)
-		return true;
-	fprintf(stderr, "stress_sched: %s: %ld, expected %ld\n", what, got,
-		want);
-	return false;
-}
-
 int main(int argc, char **argv)
 {
-	unsigned long workers = 4;
+	unsigned long workers;
 	weft_config cfg;
 	long never_ran = 0, ran = 0, lost = 0;
 	unsigned i, n;
 	bool ok = true;
 	int rc, r = -1;
 
-	if (argc > 1)
-		workers = strtoul(argv[1], NULL, 0);
-	if (argc > 2)
-		seed = strtoull(argv[2], NULL, 0);
-	if (!seed)
-		seed = (wt_clock() ^ ((uint64_t)getpid() << 32)) | 1;
-	size = WT_SCALE(200000, 20000);
-	if (argc > 3)
-		size = (unsigned)strtoul(argv[3], NULL, 0);
-	if (workers == 0 || workers > 1024 || size == 0) {
-		fprintf(stderr,
-			"usage: %s [workers (1-1024) [seed [size (> 0)]]]\n",
-			argv[0]);
+	if (wt_stress_args(argc, argv, &workers, &seed, &size,
+			   WT_SCALE(200000, 20000)))
 		return 2;
-	}
 	printf("stress_sched: workers=%lu seed=%" PRIu64 " size=%u\n",
 	       workers, seed, size);
 	fflush(stdout);
