@@ -15,5 +15,9 @@
 #include <weft/time.h>
 #include <weft/sync.h>
 #include <weft/chan.h>
+#include <weft/io.h>
+#include <weft/net.h>
+#include <weft/fs.h>
+#include <weft/stream.h>
 
 #endif

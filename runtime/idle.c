@@ -5,7 +5,8 @@
  *
  * State: `state` counts unparked workers and, among them, searching ones
  * (looking for work to steal). `sleepers` lists parked workers, under lock.
- * Each worker has a futex word `park` (PARK_NOTIFIED / PARK_WAITING).
+ * Each worker has a word `park` (PARK_NOTIFIED / PARK_WAITING), and parks in
+ * its I/O driver (io/driver.h), which a write to its eventfd wakes.
  *
  * Protocol:
  *  1. Producer (any thread that made a task runnable in a queue that another
@@ -15,7 +16,7 @@
  *     (rule 3). Otherwise, if a worker is parked, it pops one sleeper under
  *     lock, counts it unparked AND searching (so concurrent producers do not
  *     wake a second one for the same work) and sets its `park` word to
- *     NOTIFIED, all under the lock, then futex-wakes it. One task, at most
+ *     NOTIFIED, all under the lock, then wakes its driver. One task, at most
  *     one wake: no herd.
  *  2. A worker out of local work becomes a searcher only while fewer than
  *     half of the unparked workers search (bounded spinning); it steals from
@@ -30,8 +31,8 @@
  *     then (after FENCE(seq_cst)) looks at every run queue and the inject
  *     queue again, and if any holds work, notifies (rule 1: that may be
  *     itself).
- *  5. It then sleeps on its futex until park == NOTIFIED or its next timer
- *     is due. On a timeout it removes itself from `sleepers` under lock and
+ *  5. It then waits in its I/O driver until park == NOTIFIED, its next
+ *     timer is due, or I/O completions made tasks runnable on its queue. On a timeout it removes itself from `sleepers` under lock and
  *     counts itself unparked again (not searching), unless a notifier got
  *     there first, in which case it is already counted as a searcher.
  *
@@ -60,15 +61,16 @@
  * to park: while another searcher exists, it carries the same obligation,
  * and while another worker is unparked and busy, it polls its own queue
  * and the inject queue before it could park (and then it is the last).
- * A notify that arrives while the target is between rule 4 and its futex
- * wait is not lost either: the futex compares the word, which the notifier
- * set first.
+ * A notify that arrives while the target is between rule 4 and its wait
+ * is not lost either: the notifier's eventfd write stays counted until the
+ * driver reads it, so the wait returns at once.
  */
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
 #include "idle.h"
 #include "internal.h"
+#include "../io/driver.h"
 
 #define SEARCH_ONE 1u
 #define UNPARK_ONE (1u << 16)
@@ -125,7 +127,7 @@ void idle_notify(struct weft_rt *rt)
 	}
 	pthread_mutex_unlock(&id->lock);
 	if (victim >= 0)
-		weft__futex_wake(&rt->workers[victim]->park, 1);
+		weft__io_unpark(rt->workers[victim]);
 }
 
 void idle_notify_hint(struct weft_rt *rt)
@@ -198,9 +200,9 @@ void idle_park(struct weft_rt *rt, struct worker *w, uint64_t deadline)
 
 		if (deadline <= now)
 			break;
-		weft__futex_wait(&w->park, PARK_WAITING,
-				 deadline == UINT64_MAX ? UINT64_MAX
-							: deadline - now);
+		/* Completions woke tasks onto our queue: stop parking. */
+		if (weft__io_wait(w, deadline) > 0)
+			break;
 	}
 
 	pthread_mutex_lock(&id->lock);
@@ -226,7 +228,7 @@ void idle_wake_all(struct weft_rt *rt)
 	struct idle *id = &rt->idle;
 
 	/* Rule 1 for every sleeper at once: each is popped, counted and
-	 * notified, so none can miss the stop flag by entering futex_wait
+	 * notified, so none can miss the stop flag by entering its wait
 	 * after reading it. */
 	pthread_mutex_lock(&id->lock);
 	while (id->nsleepers > 0) {
@@ -234,7 +236,7 @@ void idle_wake_all(struct weft_rt *rt)
 
 		FADD(&id->state, UNPARK_ONE | SEARCH_ONE, seq_cst);
 		STORE(&rt->workers[v]->park, PARK_NOTIFIED, release);
-		weft__futex_wake(&rt->workers[v]->park, 1);
+		weft__io_unpark(rt->workers[v]);
 	}
 	pthread_mutex_unlock(&id->lock);
 }

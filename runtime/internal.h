@@ -69,6 +69,8 @@ enum pending_op {
 
 struct registry;
 struct bpool;
+struct io_driver;
+struct fd_desc;
 
 /*
  * The task record: 128 bytes, cache-line aligned, laid out by who touches
@@ -190,7 +192,10 @@ struct worker {
 	/* Tasks spawned on / completed on this worker. Written only by the
 	 * worker's thread (release), summed by shutdown (rt.c). */
 	_Atomic uint64_t n_spawned, n_completed;
-	_Atomic uint32_t park cacheline_aligned; /* futex word, idle.c */
+	/* The I/O driver (io/driver.h); the worker's thread alone uses it,
+	 * except for io_unpark and cancel requests. Constant pointer. */
+	struct io_driver *io;
+	_Atomic uint32_t park cacheline_aligned; /* park word, idle.c */
 	int index;			/* constant */
 	struct weft_rt *rt;		/* constant */
 	pthread_t thread;
@@ -224,6 +229,9 @@ struct weft_rt {
 	/* The blocking pool (blocking.c): set up by weft_rt_new, stopped
 	 * by shutdown, freed with the runtime. The pointer is constant. */
 	struct bpool *bpool;
+	int io_kind;			/* constant: WEFT_IO_URING / _EPOLL */
+	/* Epoll backend: fd -> waiters, pages allocated on first use. */
+	_Atomic(struct fd_desc *) *fdtab;
 };
 
 /* --- cross-module functions --------------------------------------------- */
@@ -311,8 +319,8 @@ int weft__futex_wait(_Atomic uint32_t *addr, uint32_t expect,
 		     uint64_t timeout_ns);
 void weft__futex_wake(_Atomic uint32_t *addr, int n);
 
-/* Testing build: make the Nth allocation or mmap fail (WEFT_FAIL_*). */
-enum fail_kind { WEFT_FAIL_MALLOC, WEFT_FAIL_MMAP };
+/* Testing: make the Nth allocation, mmap or io_uring setup fail. */
+enum fail_kind { WEFT_FAIL_MALLOC, WEFT_FAIL_MMAP, WEFT_FAIL_URING };
 bool weft__fail_point(enum fail_kind k);
 
 #endif

@@ -23,6 +23,7 @@
 #include <unistd.h>
 #include "blocking.h"
 #include "internal.h"
+#include "../io/driver.h"
 
 /* How often shutdown re-reads the counters while it waits. */
 #define SHUTDOWN_POLL_NS 2000000
@@ -61,6 +62,7 @@ static void free_workers(struct weft_rt *rt)
 
 static void destroy(struct weft_rt *rt)
 {
+	weft__io_fini(rt);
 	free_workers(rt);
 	weft__bpool_destroy(rt);
 	weft__task_pool_destroy(rt);
@@ -140,6 +142,11 @@ int weft_rt_new(weft_rt **out, const weft_config *cfg)
 		w->rt = rt;
 		w->rng = 0x9e3779b9u * (uint32_t)(i + 1);
 		rt->workers[i] = w;
+	}
+	rc = weft__io_init(rt, &c);
+	if (rc) {
+		destroy(rt);
+		return rc;
 	}
 	for (int i = 0; i < n; i++) {
 		rc = pthread_create(&rt->workers[i]->thread, NULL,

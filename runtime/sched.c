@@ -45,6 +45,7 @@
 #include <stdlib.h>
 #include <sys/prctl.h>
 #include "internal.h"
+#include "../io/driver.h"
 
 static __thread struct worker *tls_worker
 	__attribute__((tls_model("initial-exec")));
@@ -230,6 +231,8 @@ static void maintenance(struct worker *w)
 
 	if (next != UINT64_MAX)
 		timer_fire_expired(&w->timers, weft_now());
+	if (weft__io_busy(w))
+		weft__io_poll(w); /* I/O cannot be starved either */
 	if (rq_len(&w->rq) > 0)
 		notify_others(w); /* bounds a missed hint (idle.c) */
 }
@@ -264,8 +267,14 @@ static struct weft_task *next_local(struct worker *w)
 		}
 		if (!t)
 			t = pop_inject(w, true);
-		if (!t)
-			return NULL;
+		if (!t) {
+			/* Local work ran dry: the moment to hand the queued
+			 * submissions to the kernel and reap what completed
+			 * (one system call for the whole batch). */
+			if (!weft__io_busy(w) || weft__io_poll(w) == 0)
+				return NULL;
+			continue;
+		}
 		if (prepare(w, t))
 			return t;
 	}
@@ -323,6 +332,8 @@ static struct weft_task *steal(struct worker *w)
 			return t;
 		if (timer_next(&w->timers) != UINT64_MAX)
 			return NULL; /* go and fire timers, park until due */
+		if (weft__io_ready_hint(w))
+			return NULL; /* completions to reap */
 		if (LOAD(&rt->stop, relaxed))
 			return NULL;
 		if (round == 0)
@@ -540,6 +551,7 @@ void *weft__worker_main(void *arg)
 	prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
 	w->altstack = stack_thread_init();
 	coro_adopt_thread(&w->sched);
+	weft__io_thread_start(w);
 	for (;;) {
 		struct weft_task *t = next_local(w);
 

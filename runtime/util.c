@@ -72,20 +72,25 @@ void weft__futex_wake(_Atomic uint32_t *addr, int n)
 }
 
 /*
- * Fault injection for tests: WEFT_FAIL_MALLOC=N or WEFT_FAIL_MMAP=N in the
- * environment makes the Nth counted allocation or mapping fail (1-based).
+ * Fault injection for tests: WEFT_FAIL_MALLOC=N, WEFT_FAIL_MMAP=N or
+ * WEFT_FAIL_URING=N in the environment makes the Nth counted allocation,
+ * mapping or io_uring setup fail (1-based).
  * Read once; costs one relaxed load per call otherwise.
  */
-static _Atomic long fail_at[2] = { -1, -1 };
-static _Atomic long fail_count[2];
+static const char *const fail_env[] = {
+	[WEFT_FAIL_MALLOC] = "WEFT_FAIL_MALLOC",
+	[WEFT_FAIL_MMAP] = "WEFT_FAIL_MMAP",
+	[WEFT_FAIL_URING] = "WEFT_FAIL_URING",
+};
+static _Atomic long fail_at[3] = { -1, -1, -1 };
+static _Atomic long fail_count[3];
 
 bool weft__fail_point(enum fail_kind k)
 {
 	long at = LOAD(&fail_at[k], relaxed);
 
 	if (at == -1) {
-		const char *e = getenv(k == WEFT_FAIL_MALLOC ? "WEFT_FAIL_MALLOC"
-							     : "WEFT_FAIL_MMAP");
+		const char *e = getenv(fail_env[k]);
 
 		at = e ? atol(e) : 0;
 		STORE(&fail_at[k], at, relaxed);

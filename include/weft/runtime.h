@@ -22,11 +22,15 @@ typedef struct weft_config {
 	unsigned workers;          /* worker threads; 0 = online CPUs (max 1024) */
 	size_t stack_size;         /* default task stack in bytes, rounded up to
 				      a page; 0 = 256 KiB; minimum 16 KiB */
-	unsigned io_entries;       /* per-worker io_uring SQ entries (reserved) */
+	unsigned io_entries;       /* per-worker io_uring SQ entries; 0 = 256,
+				      rounded up to a power of two, at most
+				      32768 */
 	unsigned blocking_threads; /* weft_blocking pool limit; 0 = 64,
 				      at most 4096 */
 	unsigned flags;            /* reserved, must be 0 */
-	unsigned reserved_u[3];    /* must be 0 */
+	unsigned io_backend;       /* WEFT_IO_AUTO (0), WEFT_IO_URING or
+				      WEFT_IO_EPOLL (weft/io.h) */
+	unsigned reserved_u[2];    /* must be 0 */
 	uint64_t reserved[6];      /* must be 0 */
 } weft_config;
 
@@ -81,6 +85,9 @@ WEFT_EXPORT int weft_rt_shutdown(weft_rt *rt, uint64_t timeout_ns);
  * is ignored. Must not be called from a task of rt.
  */
 WEFT_EXPORT void weft_rt_free(weft_rt *rt);
+
+/* The I/O backend rt's workers use: WEFT_IO_URING or WEFT_IO_EPOLL. */
+WEFT_EXPORT int weft_rt_io_backend(const weft_rt *rt);
 
 /* The number of worker threads of rt. */
 WEFT_EXPORT int weft_rt_workers(const weft_rt *rt);
