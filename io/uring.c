@@ -66,6 +66,35 @@ static const unsigned setup_flags[] = {
 	0,
 };
 
+#ifdef WEFT_TSAN
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+#endif
+
+/*
+ * liburing maps the rings with its own system calls, which TSan does not
+ * see: when a runtime's rings are unmapped and the next runtime's land at
+ * the same addresses, TSan pairs the old owner's accesses with the new
+ * one's. Teardown releases the mappings before it unmaps them and setup
+ * acquires them, which orders the two owners.
+ */
+static void tsan_ring_handoff(struct io_uring *r, bool setup)
+{
+#ifdef WEFT_TSAN
+	void *p[] = { r->sq.ring_ptr, r->cq.ring_ptr, r->sq.sqes };
+
+	for (size_t i = 0; i < sizeof(p) / sizeof(*p); i++) {
+		if (setup)
+			__tsan_acquire(p[i]);
+		else
+			__tsan_release(p[i]);
+	}
+#else
+	(void)r;
+	(void)setup;
+#endif
+}
+
 int uring_setup(struct io_driver *d, unsigned entries)
 {
 	int rc = -EINVAL;
@@ -89,6 +118,7 @@ int uring_setup(struct io_driver *d, unsigned entries)
 				return -ENOSYS;
 			}
 			d->ring_ok = true;
+			tsan_ring_handoff(&d->ring, true);
 			return 0;
 		}
 		if (rc != -EINVAL)
@@ -99,8 +129,10 @@ int uring_setup(struct io_driver *d, unsigned entries)
 
 void uring_teardown(struct io_driver *d)
 {
-	if (d->ring_ok)
+	if (d->ring_ok) {
+		tsan_ring_handoff(&d->ring, false);
 		io_uring_queue_exit(&d->ring);
+	}
 	d->ring_ok = false;
 }
 
