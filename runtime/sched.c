@@ -324,7 +324,10 @@ static struct weft_task *steal(struct worker *w)
 	 * notify check reads that line. Not searching here is safe: to the
 	 * idle protocol this worker is simply unparked and busy. */
 	t = steal_once(w);
-	if (t || !idle_begin_search(rt, w))
+	/* A worker with I/O in flight does not spin: it waits in its driver,
+	 * which a completion wakes at once (spinning would take the core
+	 * from whoever is about to produce that completion). */
+	if (t || weft__io_busy(w) || !idle_begin_search(rt, w))
 		return t;
 	for (unsigned round = 0;; round++) {
 		t = steal_once(w);
