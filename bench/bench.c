@@ -20,20 +20,24 @@
 #include <unistd.h>
 
 static const struct bench_workload workloads[] = {
-	/* name     unit        n        m     no_warmup fn */
-	{ "spawn",  "ns/task",  1000000, 0,    0, bench_spawn },
-	{ "yield",  "ns/yield", 1000,    1000, 0, bench_yield },
-	{ "chain",  "ns/hop",   1000000, 0,    0, bench_chain },
-	{ "memory", "B/task",   1000000, 0,    1, bench_memory },
+	/* name     unit        n        m     no_warmup fn, io backend */
+	{ "spawn",  "ns/task",  1000000, 0,    0, bench_spawn, 0 },
+	{ "yield",  "ns/yield", 1000,    1000, 0, bench_yield, 0 },
+	{ "chain",  "ns/hop",   1000000, 0,    0, bench_chain, 0 },
+	{ "memory", "B/task",   1000000, 0,    1, bench_memory, 0 },
 	/* Units hold no blank: -l prints "name unit n m". M = 10^6 / s.
 	 * mutex: n tasks x m locks; channel: m producers x n messages;
 	 * pingpong: n round trips; rwlock(-pthread): n tasks x m ops, the
 	 * pthread baseline on -w threads. */
-	{ "mutex",    "ns/lock", 1000,    1000,  0, bench_mutex },
-	{ "channel",  "Mmsg/s",  1000000, 4,     0, bench_channel },
-	{ "pingpong", "ns/rt",   1000000, 0,     0, bench_pingpong },
-	{ "rwlock",   "Mops/s",  1000,    10000, 0, bench_rwlock },
-	{ "rwlock-pthread", "Mops/s", 1000, 10000, 0, bench_rwlock_pthread },
+	{ "mutex",    "ns/lock", 1000,    1000,  0, bench_mutex, 0 },
+	{ "channel",  "Mmsg/s",  1000000, 4,     0, bench_channel, 0 },
+	{ "pingpong", "ns/rt",   1000000, 0,     0, bench_pingpong, 0 },
+	{ "rwlock",   "Mops/s",  1000,    10000, 0, bench_rwlock, 0 },
+	{ "rwlock-pthread", "Mops/s", 1000, 10000, 0, bench_rwlock_pthread, 0 },
+	/* file(-ring): n MiB read by m tasks / with m in flight. */
+	{ "file",      "GB/s",  1024,    4,     0, bench_file, 0 },
+	{ "file-epoll", "GB/s", 1024,    4,     0, bench_file, WEFT_IO_EPOLL },
+	{ "file-ring", "GB/s",  1024,    4,     0, bench_file_ring, 0 },
 };
 
 #define NWORKLOADS (sizeof(workloads) / sizeof(workloads[0]))
@@ -195,6 +199,10 @@ static void print_json(const struct bench_run *r, const weft_config *cfg,
 	printf("\"total_ns\":%llu,\"maxrss_kb\":%ld,",
 	       (unsigned long long)total_ns, ru.ru_maxrss);
 	printf("\"stack_size\":%zu,\"warmup\":%d,", cfg->stack_size, warmup);
+	json_str("backend", cfg->io_backend == WEFT_IO_EPOLL ? "epoll"
+			    : cfg->io_backend == WEFT_IO_URING ? "uring"
+			    : getenv("WEFT_IO") && *getenv("WEFT_IO")
+				    ? getenv("WEFT_IO") : "auto");
 	for (i = 0; i < r->nextra; i++)
 		printf("\"%s\":%.3f,", r->extra[i].key, r->extra[i].val);
 	json_str("version", weft_version());
@@ -212,6 +220,7 @@ static void usage(FILE *f)
 		"  -m  per-task count (yield: yields, mutex: locks, rwlock: ops);\n"
 		"      channel: producers\n"
 		"  -s  default task stack in bytes        -W  untimed warm-up pass first\n"
+		"  -b  I/O backend: uring or epoll (default: $WEFT_IO, else uring)\n"
 		"  -l  list workloads: name unit n m\n");
 }
 
@@ -241,8 +250,19 @@ int main(int argc, char **argv)
 	size_t i;
 
 	memset(&cfg, 0, sizeof(cfg));
-	while ((c = getopt(argc, argv, "w:n:m:s:Wlh")) != -1) {
+	while ((c = getopt(argc, argv, "w:n:m:s:b:Wlh")) != -1) {
 		switch (c) {
+		case 'b':
+			if (!strcmp(optarg, "uring")) {
+				cfg.io_backend = WEFT_IO_URING;
+			} else if (!strcmp(optarg, "epoll")) {
+				cfg.io_backend = WEFT_IO_EPOLL;
+			} else {
+				fprintf(stderr, "weft-bench: bad -b %s "
+					"(uring or epoll)\n", optarg);
+				return 2;
+			}
+			break;
 		case 'w':
 		case 'n':
 		case 'm':
@@ -297,6 +317,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
+	if (wl->io_backend)
+		cfg.io_backend = wl->io_backend;
 	memset(&r, 0, sizeof(r));
 	r.wl = wl;
 	r.n = n ? n : wl->n;

@@ -34,6 +34,7 @@ struct bench_workload {
 	uint64_t n, m;      /* default sizes (meaning is per workload) */
 	int no_warmup;      /* a warm-up pass would spoil the figure */
 	int (*fn)(struct bench_run *r);
+	unsigned io_backend; /* weft_config.io_backend for this workload */
 };
 
 struct bench_run {
@@ -87,5 +88,9 @@ int bench_channel(struct bench_run *r);
 int bench_pingpong(struct bench_run *r);
 int bench_rwlock(struct bench_run *r);
 int bench_rwlock_pthread(struct bench_run *r);
+
+/* bench_io.c: file I/O. */
+int bench_file(struct bench_run *r);
+int bench_file_ring(struct bench_run *r);
 
 #endif

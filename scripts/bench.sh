@@ -48,6 +48,9 @@ channel        | -n 1000000 -m 4    | -n 100000 -m 4   | >= 35 @ 2    | 28.9 | 7
 pingpong       | -n 1000000         | -n 100000        | <= 165 @ 2   | 206  | 291  | sync
 rwlock         | -n 1000 -m 10000   | -n 1000 -m 1000  | >= 1x rwlock-pthread @ 2 | - | - | sync
 rwlock-pthread | -n 1000 -m 10000   | -n 1000 -m 1000  | -            | -    | -    | sync
+file           | -n 1024 -m 4       | -n 128 -m 4      | >= 1.5x file-ring @ 2 | - | - | -
+file-epoll     | -n 1024 -m 4       | -n 128 -m 4      | -            | -    | -    | -
+file-ring      | -n 1024 -m 4       | -n 128 -m 4      | -            | -    | -    | -
 '
 
 PKGS="cmake make gcc libc6-dev pkg-config liburing-dev libck-dev libcmocka-dev
