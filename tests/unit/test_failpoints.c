@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Failure paths: WEFT_FAIL_MALLOC=N / WEFT_FAIL_MMAP=N make weft's Nth
- * counted allocation or mapping fail (runtime/util.c). Each case runs in a
+ * Failure paths: WEFT_FAIL_MALLOC=N / WEFT_FAIL_MMAP=N / WEFT_FAIL_URING=N
+ * make weft's Nth counted allocation, mapping or io_uring setup fail
+ * (runtime/util.c). Each case runs in a
  * child process, because the variables are read once per process. Every
  * failure must come back as a clean -ENOMEM: no crash, no hang, no lost
  * task.
@@ -121,11 +122,59 @@ static void test_mmap_failures(void **state)
 	sweep("WEFT_FAIL_MMAP", 4);
 }
 
+/* In a child: the Nth io_uring setup fails. A runtime that may choose
+ * (forced == 0) falls back to epoll and works; one that insists on
+ * io_uring gets the error. Exit status 0 when that held. */
+static int uring_child(int n, int forced)
+{
+	weft_config c = { .workers = 2 };
+	weft_rt *rt;
+	char v[16];
+	int rc, r = -1;
+
+	snprintf(v, sizeof(v), "%d", n);
+	setenv("WEFT_FAIL_URING", v, 1);
+	unsetenv("WEFT_IO");
+	c.io_backend = forced ? WEFT_IO_URING : WEFT_IO_AUTO;
+	rc = weft_rt_new(&rt, &c);
+	if (forced)
+		return rc == -ENOMEM ? 0 : 1;
+	if (rc != 0)
+		return 2;
+	if (weft_rt_io_backend(rt) != WEFT_IO_EPOLL)
+		return 3;
+	rc = weft_rt_block_on(rt, spawner, NULL, &r);
+	weft_rt_free(rt);
+	return rc == 0 && r == 0 ? 0 : 4;
+}
+
+static void test_uring_failures(void **state)
+{
+	(void)state;
+	for (int n = 1; n <= 2; n++) {
+		for (int forced = 0; forced <= 1; forced++) {
+			pid_t pid = fork();
+			int st;
+
+			if (pid == 0)
+				_exit(uring_child(n, forced));
+			assert_true(pid > 0);
+			assert_int_equal(waitpid(pid, &st, 0), pid);
+			assert_true(WIFEXITED(st));
+			if (WEXITSTATUS(st) != 0)
+				fail_msg("WEFT_FAIL_URING=%d (%s): child status %d",
+					 n, forced ? "io_uring forced" : "auto",
+					 WEXITSTATUS(st));
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_malloc_failures),
 		cmocka_unit_test(test_mmap_failures),
+		cmocka_unit_test(test_uring_failures),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
