@@ -20,6 +20,10 @@
 #                weft-bench was built with); a workload whose target is
 #                relative to another brings that one along
 # $WEFT_BENCH_TIMEOUT: seconds one run may take (default 180).
+# Network rows (echo*, http*) start a server and a load generator on
+# 127.0.0.1 ports 9300-9399, for 1 and 2 workers only, for
+# $WEFT_BENCH_NET_RUNS runs (default 3; 1 with --quick) of
+# $WEFT_BENCH_NET_SECONDS seconds each (default 10; 2 with --quick).
 # $WEFT_BENCH_BIN: the weft-bench to run with --no-build (default: the one
 # in build/release).
 #
@@ -48,12 +52,18 @@ channel        | -n 1000000 -m 4    | -n 100000 -m 4   | >= 35 @ 2    | 28.9 | 7
 pingpong       | -n 1000000         | -n 100000        | <= 165 @ 2   | 206  | 291  | sync
 rwlock         | -n 1000 -m 10000   | -n 1000 -m 1000  | >= 1x rwlock-pthread @ 2 | - | - | sync
 rwlock-pthread | -n 1000 -m 10000   | -n 1000 -m 1000  | -            | -    | -    | sync
+echo           | net echo uring     | net echo uring   | >= 0.95x echo-raw @ 2 | - | - | -
+echo-epoll     | net echo epoll     | net echo epoll   | -            | -    | -    | -
+echo-raw       | net echo raw       | net echo raw     | -            | -    | -    | -
+http           | net http uring     | net http uring   | <= 0.95x http-raw @ 2 | - | - | -
+http-epoll     | net http epoll     | net http epoll   | -            | -    | -    | -
+http-raw       | net http raw       | net http raw     | -            | -    | -    | -
 file           | -n 1024 -m 4       | -n 128 -m 4      | >= 1.5x file-ring @ 2 | - | - | -
 file-epoll     | -n 1024 -m 4       | -n 128 -m 4      | -            | -    | -    | -
 file-ring      | -n 1024 -m 4       | -n 128 -m 4      | -            | -    | -    | -
 '
 
-PKGS="cmake make gcc libc6-dev pkg-config liburing-dev libck-dev libcmocka-dev
+PKGS="cmake make gcc libc6-dev pkg-config liburing-dev libck-dev libcmocka-dev wrk
 gnuplot-nox"
 
 die() {
@@ -180,7 +190,8 @@ if [ $BUILDIT = 1 ]; then
 	echo "bench.sh: building weft (Release) in build/release"
 	if ! { cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release \
 		-DWEFT_BUILD_TESTS=OFF &&
-		cmake --build "$BUILD" --target weft-bench -j"$(nproc)"; } \
+		cmake --build "$BUILD" --target weft-bench weft-raw-uring \
+			weft-echo-load echo_server http_server -j"$(nproc)"; } \
 		>"$OUT/build.log" 2>&1; then
 		tail -n 25 "$OUT/build.log" >&2
 		die "build failed (full log: bench/out/build.log)"
@@ -193,7 +204,7 @@ fi
 mapfile -t HAVE < <("$BIN" -l | awk '{ print $1 }')
 KEEP=()
 for name in "${NAMES[@]}"; do
-	if in_list "$name" "${HAVE[@]}"; then
+	if [[ ${ARGS[$name]} == net\ * ]] || in_list "$name" "${HAVE[@]}"; then
 		KEEP+=("$name")
 	elif [ ${#ONLY[@]} -gt 0 ]; then
 		die "weft-bench has no workload '$name' (built without its module?)"
@@ -209,9 +220,116 @@ RAW=$OUT/runs.jsonl
 : >"$RAW"
 ERR=$OUT/stderr.txt
 
+NET_RUNS=${WEFT_BENCH_NET_RUNS:-3}
+NET_SECONDS=${WEFT_BENCH_NET_SECONDS:-10}
+if [ $QUICK = 1 ]; then NET_RUNS=1 NET_SECONDS=2; fi
+NET_PORT=9300
+CLK_TCK=$(getconf CLK_TCK)
+is_net() { [[ ${ARGS[$1]} == net\ * ]]; }
+
+cpu_ticks() { # pid: user + system CPU ticks of the process so far
+	awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+
+wait_port() { # port: until something listens there (5 s at most)
+	local i
+	for ((i = 0; i < 100; i++)); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+# to_us "123.45us" | "1.2ms" | "2.00s": microseconds
+to_us() {
+	awk -v v="$1" 'BEGIN {
+		n = v + 0
+		if (v ~ /us$/) m = 1; else if (v ~ /ms$/) m = 1000;
+		else if (v ~ /s$/) m = 1000000; else m = 1
+		printf "%.2f", n * m
+	}'
+}
+
+# run_net name workers run kind backend: a server (weft's example on a
+# backend, or the raw liburing one), its load for NET_SECONDS, one JSON
+# line like weft-bench's in $RAW. echo: value = round trips/s (k); http:
+# value = the server's CPU time per request (us), with requests/s beside.
+run_net() {
+	local name=$1 w=$2 run=$3 kind=$4 backend=$5 pid port line c0 c1
+	local out=$OUT/net.txt status=0
+	port=$((NET_PORT++))
+	[ $NET_PORT -le 9399 ] || NET_PORT=9300
+	case $backend in
+	raw) "$ROOT/build/release/bench/weft-raw-uring" "$kind" "$port" "$w" \
+		>/dev/null 2>"$ERR" & ;;
+	*) "$ROOT/build/release/examples/${kind}_server" -w "$w" -b "$backend" \
+		"$port" >/dev/null 2>"$ERR" & ;;
+	esac
+	pid=$!
+	if ! wait_port "$port"; then
+		kill -KILL $pid 2>/dev/null
+		echo; die "FAIL $name, $w workers, run $run: the server did not listen on $port ($(tail -n 1 "$ERR"))"
+	fi
+	if [ "$kind" = echo ]; then
+		line=$(timeout -k 5 $((NET_SECONDS + 30)) "$ROOT/build/release/bench/weft-echo-load" \
+			-c 64 -s 64 -d "$NET_SECONDS" -p $pid 127.0.0.1 "$port" 2>"$out") ||
+			status=$?
+	else
+		c0=$(cpu_ticks $pid)
+		timeout -k 5 $((NET_SECONDS + 30)) wrk -t1 -c64 -d"${NET_SECONDS}s" \
+			--latency "http://127.0.0.1:$port/" >"$out" 2>&1 || status=$?
+		c1=$(cpu_ticks $pid)
+	fi
+	kill -TERM $pid 2>/dev/null
+	wait $pid 2>/dev/null || true
+	if [ $status != 0 ]; then
+		echo; die "FAIL $name, $w workers, run $run: load failed: $(tail -n 1 "$out")"
+	fi
+	if [ "$kind" = echo ]; then
+		awk -v name="$name" -v w="$w" -v backend="$backend" -v line="$line" '
+		function f(k,   re) {
+			re = "\"" k "\":[^,}]*"
+			if (!match(line, re)) return "null"
+			return substr(line, RSTART + length(k) + 3, RLENGTH - length(k) - 3)
+		}
+		BEGIN {
+			rt = f("rt_per_s") + 0
+			printf "{\"workload\":\"%s\",\"workers\":%s,\"value\":%.3f,\"unit\":\"krt/s\",\"ops\":%s,\"mops\":%.4f,\"cpu_util\":0,\"p50_us\":%s,\"p99_us\":%s,\"cpu_us_per_rt\":%s,\"backend\":\"%s\",\"ok\":true}\n",
+				name, w, rt / 1000, f("roundtrips"), rt / 1e6,
+				f("p50_us"), f("p99_us"), f("server_cpu_us_per_rt"), backend
+		}' >>"$RAW"
+		return
+	fi
+	grep -q 'Non-2xx\|Socket errors' "$out" && {
+		echo; die "FAIL $name, $w workers, run $run: wrk reported errors: $(grep 'Non-2xx\|Socket errors' "$out" | head -n 1)"
+	}
+	local reqs rps p50 p99
+	reqs=$(awk '/requests in/ { print $1 }' "$out")
+	rps=$(awk '/^Requests\/sec/ { print $2 }' "$out")
+	p50=$(to_us "$(awk '$1 == "50%" { print $2 }' "$out")")
+	p99=$(to_us "$(awk '$1 == "99%" { print $2 }' "$out")")
+	[ -n "$reqs" ] && [ "$reqs" -gt 0 ] 2>/dev/null || {
+		echo; die "FAIL $name, $w workers, run $run: unreadable wrk output (bench/out/net.txt)"
+	}
+	awk -v name="$name" -v w="$w" -v backend="$backend" -v reqs="$reqs" \
+		-v rps="$rps" -v p50="$p50" -v p99="$p99" -v ticks=$((c1 - c0)) \
+		-v hz="$CLK_TCK" -v secs="$NET_SECONDS" 'BEGIN {
+		cpu_us = ticks * 1e6 / hz
+		printf "{\"workload\":\"%s\",\"workers\":%s,\"value\":%.3f,\"unit\":\"us/req\",\"ops\":%s,\"mops\":%.4f,\"cpu_util\":%.3f,\"krps\":%.1f,\"p50_us\":%s,\"p99_us\":%s,\"backend\":\"%s\",\"ok\":true}\n",
+			name, w, cpu_us / reqs, reqs, rps / 1e6,
+			cpu_us / 1e6 / secs, rps / 1000, p50, p99, backend
+	}' >>"$RAW"
+}
+
 run_one() { # name workers run
 	local name=$1 w=$2 run=$3 args rc=0 line msg
 	if [ $QUICK = 1 ]; then args=${QARGS[$name]}; else args=${ARGS[$name]}; fi
+	if is_net "$name"; then
+		# shellcheck disable=SC2086 # "net KIND BACKEND"
+		set -- $args
+		run_net "$name" "$w" "$run" "$2" "$3"
+		return
+	fi
 	# shellcheck disable=SC2086 # args is a list of options
 	line=$(timeout -k 10 "$TIMEOUT" "$BIN" -w "$w" $args "$name" 2>"$ERR") || rc=$?
 	if [ $rc != 0 ]; then
@@ -240,7 +358,12 @@ for ((run = 1; run <= RUNS; run++)); do
 	printf 'run %d/%d:' "$run" "$RUNS"
 	for name in "${NAMES[@]}"; do
 		printf ' %s' "$name"
+		if is_net "$name" && [ "$run" -gt "$NET_RUNS" ]; then
+			continue
+		fi
 		for w in $WORKERS; do
+			# Network rows: 1 and 2 workers (the load shares the cores).
+			is_net "$name" && [ "$w" -gt 2 ] && continue
 			run_one "$name" "$w" "$run"
 			printf '.'
 		done
@@ -365,6 +488,7 @@ NCPU=$(nproc)
 	for name in "${NAMES[@]}"; do
 		for w in $WORKERS; do
 			k=$name/$w
+			[ -n "${M_MED[$k]:-}" ] || continue # not run at w workers
 			go=- tk=-
 			eval_target "$name" "$w"
 			if [ "$w" = 2 ]; then go=${GO[$name]}; tk=${TOKIO[$name]}; fi
@@ -387,6 +511,45 @@ NCPU=$(nproc)
 		done
 		echo "$name / $ref, same run, by workers:$line (target ${TARGET[$name]})"
 	done
+	# Network rows: the medians of what the load saw beside the value.
+	if grep -q '"backend":"[a-z]*","ok"' "$RAW" && grep -q '"p99_us"' "$RAW"; then
+		echo
+		echo "network rows (medians): echo value = k round trips/s, http value = server us CPU/request"
+		awk '
+		function field(s, key,    re, v) {
+			re = "\"" key "\":(\"[^\"]*\"|[^,}]*)"
+			if (!match(s, re)) return ""
+			v = substr(s, RSTART + length(key) + 3, RLENGTH - length(key) - 3)
+			gsub(/"/, "", v)
+			return v
+		}
+		function median(a, n,    i, j, t) {
+			for (i = 2; i <= n; i++)
+				for (j = i; j > 1 && a[j - 1] > a[j]; j--) {
+					t = a[j]; a[j] = a[j - 1]; a[j - 1] = t
+				}
+			return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+		}
+		/"p99_us"/ {
+			k = field($0, "workload") " w=" field($0, "workers")
+			if (!(k in cnt)) order[++nk] = k
+			c = ++cnt[k]
+			p50[k, c] = field($0, "p50_us") + 0
+			p99[k, c] = field($0, "p99_us") + 0
+			x = field($0, "krps")
+			if (x == "") { x = field($0, "cpu_us_per_rt"); lbl[k] = "server us CPU/rt" }
+			else lbl[k] = "k req/s"
+			ex[k, c] = x + 0
+		}
+		END {
+			for (i = 1; i <= nk; i++) {
+				k = order[i]; n = cnt[k]
+				for (c = 1; c <= n; c++) { a[c] = p50[k, c]; b[c] = p99[k, c]; e[c] = ex[k, c] }
+				printf "  %-18s p50 %8.1f us  p99 %8.1f us  %s %.2f\n", k,
+				       median(a, n), median(b, n), lbl[k], median(e, n)
+			}
+		}' "$RAW"
+	fi
 } >"$TABLE"
 
 # results.json: medians with their targets, then every raw run.
@@ -400,6 +563,7 @@ NCPU=$(nproc)
 	for name in "${NAMES[@]}"; do
 		for w in $WORKERS; do
 			k=$name/$w
+			[ -n "${M_MED[$k]:-}" ] || continue # not run at w workers
 			okj=null go=null tk=null ratio=null
 			eval_target "$name" "$w"
 			case $T_MET in yes) okj=true ;; no) okj=false ;; esac
