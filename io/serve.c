@@ -22,7 +22,7 @@
  * connections beyond wait in the kernel's backlog.
  *
  * Shutdown (the serving task is cancelled or its deadline expires, which
- * weft_accept or the permit wait reports):
+ * weft_accept, the permit wait or a back-off sleep reports):
  *  1. Stop accepting.
  *  2. Hold (internal.h): cancellation and the expired deadline are lifted,
  *     or the very cause of the shutdown would cut every wait below short.
@@ -141,7 +141,8 @@ static void shutdown_handlers(struct serve *sv, struct weft_task *self,
 	struct conn *c;
 
 	weft__hold_begin(self, &saved);
-	/* Without a scope (-ENOMEM), the grace period is skipped. */
+	/* Without a scope (-ENOMEM, or -ENOSPC: the task already has
+	 * WEFT_TIMEOUT_DEPTH of them), the grace period is skipped. */
 	if (sv->conns && weft_timeout_begin(grace_ns) == 0) {
 		while ((c = sv->conns) && weft_join(c->task, NULL) == 0)
 			conn_finish(sv, c);
@@ -230,6 +231,10 @@ int weft_serve(int lfd, int (*handler)(int fd, void *arg), void *arg,
 				return -EINVAL;
 		if (opts->grace_ns)
 			grace_ns = opts->grace_ns;
+		/* The check weft_spawn_ex would make at the first
+		 * connection (stack.h, through internal.h). */
+		if (opts->stack_size && !stack_round_size(opts->stack_size))
+			return -EINVAL;
 		so.stack_size = opts->stack_size;
 	}
 	rc = check_listener(lfd);
@@ -299,7 +304,7 @@ int weft_serve(int lfd, int (*handler)(int fd, void *arg), void *arg,
 		if (sv.limited)
 			weft_sem_release(&sv.sem);
 		if (rc == -EINVAL)
-			break; /* bad stack_size: it will not get better */
+			break; /* cannot happen: opts were checked */
 		rc = weft_sleep(backoff);
 		if (rc)
 			break;

@@ -1,0 +1,147 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The io_uring driver's edge cases, with tiny rings: io_entries = 2 gives
+ * an SQ of 2 and a CQ of 8, so hundreds of tasks waiting at once fill the
+ * SQ (submission in many batches) and overflow the CQ (completions the
+ * kernel keeps on its overflow list, NODROP). Every task must see its own
+ * data exactly once. Runs under both backends (epoll ignores io_entries)
+ * and skips io_uring where the kernel lacks it.
+ */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <weft.h>
+#include "weft_test.h"
+
+#define NTASKS 300
+
+struct pair {
+	int fd[2];
+	int got;		/* the value the reader read, or -errno */
+};
+
+static struct pair pairs[NTASKS];
+static atomic_int parked;
+
+static int reader(void *arg)
+{
+	struct pair *p = arg;
+	int v = -1;
+	ssize_t n;
+
+	atomic_fetch_add(&parked, 1);
+	n = weft_read_exact(p->fd[0], &v, sizeof(v));
+	p->got = n == sizeof(v) ? v : (n < 0 ? (int)n : -EIO);
+	return 0;
+}
+
+static int writer_all(void *arg)
+{
+	(void)arg;
+	/* Every reader has submitted its read by now (they ran first and
+	 * parked); the writes complete them all in one burst. */
+	for (int i = 0; i < NTASKS; i++) {
+		int v = i * 7 + 1;
+
+		if (weft_write_all(pairs[i].fd[1], &v, sizeof(v)) != sizeof(v))
+			return -EIO;
+	}
+	return 0;
+}
+
+static int burst(void *arg)
+{
+	weft_task *t[NTASKS], *w;
+	int r;
+
+	(void)arg;
+	for (int i = 0; i < NTASKS; i++)
+		if (weft_spawn(&t[i], reader, &pairs[i]) != 0)
+			return 1;
+	while (atomic_load(&parked) < NTASKS)
+		weft_yield();
+	/* Let the last reads reach the kernel. */
+	weft_sleep(5 * 1000 * 1000);
+	if (weft_spawn(&w, writer_all, NULL) != 0 || weft_join(w, &r) != 0 ||
+	    r != 0)
+		return 2;
+	for (int i = 0; i < NTASKS; i++)
+		if (weft_join(t[i], &r) != 0 || r != 0)
+			return 3;
+	return 0;
+}
+
+static void run_burst(unsigned backend, unsigned workers)
+{
+	weft_config c = { .workers = workers, .io_entries = 2,
+			  .io_backend = backend };
+	weft_rt *rt;
+	int rc, r = -1;
+
+	rc = weft_rt_new(&rt, &c);
+	if (rc != 0 && backend == WEFT_IO_URING) {
+		printf("io_uring unavailable here (%s): skipped\n",
+		       weft_strerror(rc));
+		return;
+	}
+	assert_int_equal(rc, 0);
+	assert_int_equal(weft_rt_io_backend(rt), (int)backend);
+	for (int i = 0; i < NTASKS; i++) {
+		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC,
+					    0, pairs[i].fd), 0);
+		pairs[i].got = -1;
+	}
+	atomic_store(&parked, 0);
+	assert_int_equal(weft_rt_block_on(rt, burst, NULL, &r), 0);
+	assert_int_equal(r, 0);
+	for (int i = 0; i < NTASKS; i++) {
+		assert_int_equal(pairs[i].got, i * 7 + 1);
+		close(pairs[i].fd[0]);
+		close(pairs[i].fd[1]);
+	}
+	weft_rt_free(rt);
+}
+
+static void test_tiny_ring_uring(void **state)
+{
+	(void)state;
+	run_burst(WEFT_IO_URING, 1);
+	run_burst(WEFT_IO_URING, 2);
+}
+
+static void test_tiny_ring_epoll(void **state)
+{
+	(void)state;
+	run_burst(WEFT_IO_EPOLL, 1);
+	run_burst(WEFT_IO_EPOLL, 2);
+}
+
+static void test_bad_io_config(void **state)
+{
+	weft_config c = { .io_entries = 1u << 20 };
+	weft_rt *rt;
+
+	(void)state;
+	assert_int_equal(weft_rt_new(&rt, &c), -EINVAL);
+	c.io_entries = 0;
+	c.io_backend = 3;
+	assert_int_equal(weft_rt_new(&rt, &c), -EINVAL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_tiny_ring_uring),
+		cmocka_unit_test(test_tiny_ring_epoll),
+		cmocka_unit_test(test_bad_io_config),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
