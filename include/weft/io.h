@@ -88,6 +88,9 @@ WEFT_EXPORT int weft_poll(int fd, short events);
  * for the rest of the process, replacing its default action: call it before
  * the signal can arrive (a signal handled by default terminates the process
  * as usual). Returns -EINVAL for an empty set or SIGKILL/SIGSTOP.
+ * Under ThreadSanitizer a handler runs only once the thread the signal hit
+ * enters an intercepted function; a worker asleep in io_uring_enter does
+ * not, so tests under TSan should direct signals to a plain thread.
  */
 WEFT_EXPORT int weft_signal_wait(const sigset_t *set);
 

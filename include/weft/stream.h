@@ -38,7 +38,9 @@ WEFT_EXPORT ssize_t weft_stream_read_until(weft_stream *s, const void *delim,
 WEFT_EXPORT ssize_t weft_stream_read_line(weft_stream *s, char *buf,
 					  size_t cap);
 /* Exactly n bytes: n, or 0 at end of stream before any byte, -EPIPE when it
- * ended in the middle (the partial bytes stay buffered). */
+ * ended in the middle. Partial bytes stay buffered when n fits in the
+ * buffer; a longer n reads straight into buf, and then an early end or an
+ * error loses them, as weft_read_exact does. */
 WEFT_EXPORT ssize_t weft_stream_read_exact(weft_stream *s, void *buf,
 					   size_t n);
 /* Up to n bytes: what is buffered, or one read when nothing is; 0 at end. */
