@@ -144,16 +144,34 @@ void weft__io_thread_start(struct worker *w)
 		uring_thread_start(w->io);
 }
 
+/*
+ * Tasks that completions wake go to this worker's queue. Waking another
+ * worker costs both a system call; for each task it would mostly move work
+ * between workers that each have their own connections. So the wakes of
+ * one batch notify once, and only when the batch brought more than one
+ * task: then another worker could run some of them in parallel.
+ */
+static int reap_batch(struct worker *w, uint64_t deadline, bool block)
+{
+	int woken;
+
+	w->reaping = true;
+	woken = w->io->kind == WEFT_IO_URING ? uring_poll(w, deadline, block)
+					     : epoll_poll(w, deadline, block);
+	w->reaping = false;
+	if (woken > 1 && w->rt->nworkers > 1)
+		idle_notify_hint(w->rt);
+	return woken;
+}
+
 int weft__io_poll(struct worker *w)
 {
-	return w->io->kind == WEFT_IO_URING ? uring_poll(w, 0, false)
-					    : epoll_poll(w, 0, false);
+	return reap_batch(w, 0, false);
 }
 
 int weft__io_wait(struct worker *w, uint64_t deadline)
 {
-	return w->io->kind == WEFT_IO_URING ? uring_poll(w, deadline, true)
-					    : epoll_poll(w, deadline, true);
+	return reap_batch(w, deadline, true);
 }
 
 void weft__io_unpark(struct worker *w)

@@ -180,6 +180,8 @@ struct worker {
 	uint32_t budget;
 	uint32_t rng;
 	bool searching;			/* counted as searching in idle.state */
+	bool reaping;			/* in the I/O driver's reap: wakes
+					   notify once per batch (driver.c) */
 	uint64_t id_next, id_end;	/* block of task ids */
 	/* Free task records (task.c): the current magazine, and full ones. */
 	struct weft_task *mag;

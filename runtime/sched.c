@@ -88,7 +88,7 @@ static inline void push_local(struct worker *w, struct weft_task *t)
  * others. */
 static inline void notify_others(struct worker *w)
 {
-	if (w->rt->nworkers > 1)
+	if (w->rt->nworkers > 1 && !w->reaping)
 		idle_notify_hint(w->rt);
 }
 
