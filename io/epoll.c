@@ -80,9 +80,9 @@ int epoll_setup(struct io_driver *d)
 
 	d->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (d->epfd < 0)
-		return -errno;
+		return -weft__errno();
 	if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->efd, &ev) < 0) {
-		int e = -errno;
+		int e = -weft__errno();
 
 		close(d->epfd);
 		d->epfd = -1;
@@ -113,9 +113,10 @@ static int arm(struct io_driver *d, struct fd_desc *fdd, int fd)
 		ev.events |= EPOLLOUT;
 	if (epoll_ctl(d->epfd, EPOLL_CTL_MOD, fd, &ev) == 0)
 		return 0;
-	if (errno == ENOENT && epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev) == 0)
+	if (weft__errno() == ENOENT &&
+	    epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev) == 0)
 		return 0;
-	return -errno;
+	return -weft__errno();
 }
 
 int epoll_ready(struct weft_task *t, int fd, uint32_t events)
@@ -221,7 +222,7 @@ int epoll_poll(struct worker *w, uint64_t deadline, bool block)
 	 * milliseconds by epoll_wait). */
 	n = (int)syscall(SYS_epoll_pwait2, d->epfd, ev, 64,
 			 block && deadline == UINT64_MAX ? NULL : &ts, NULL, 0);
-	if (n < 0 && errno == ENOSYS) {
+	if (n < 0 && weft__errno() == ENOSYS) {
 		int ms = !block ? 0 : deadline == UINT64_MAX ? -1
 			 : (int)((ts.tv_sec * 1000) + (ts.tv_nsec + 999999) / 1000000);
 

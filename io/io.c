@@ -35,8 +35,8 @@ int weft__io_ready(struct weft_task *t, int fd, short events)
 
 		if (n > 0)
 			return p.revents & POLLNVAL ? -EBADF : p.revents;
-		if (n < 0 && errno != EINTR)
-			return -errno;
+		if (n < 0 && weft__errno() != EINTR)
+			return -weft__errno();
 	}
 }
 
@@ -68,20 +68,21 @@ static ssize_t epoll_rw(struct weft_task *t, int fd, const struct iovec *iov,
 	for (;;) {
 		ssize_t r = wr ? pwritev2(fd, iov, cnt, -1, flags)
 			       : preadv2(fd, iov, cnt, -1, flags);
-		int rc;
+		int rc, e;
 
 		if (r >= 0) {
 			weft__coop_ready();
 			return r;
 		}
-		if (errno == EINTR)
+		e = weft__errno(); /* this loop suspends: see util.c */
+		if (e == EINTR)
 			continue;
-		if (flags && (errno == EOPNOTSUPP || errno == EINVAL)) {
+		if (flags && (e == EOPNOTSUPP || e == EINVAL)) {
 			flags = 0;
 			continue;
 		}
-		if (errno != EAGAIN)
-			return -errno;
+		if (e != EAGAIN)
+			return -e;
 		rc = epoll_ready(t, fd, wr ? EPOLLOUT : EPOLLIN);
 		if (rc == -EPERM)
 			flags = 0;
@@ -161,6 +162,26 @@ static inline int dontwait(const struct weft_task *t)
 	return io_epoll_task(t) ? MSG_DONTWAIT : 0;
 }
 
+/* MSG_WAITALL under epoll: MSG_DONTWAIT makes each recv return what is
+ * there, so loop until n bytes, the end of the stream, or an error; bytes
+ * already received are returned rather than lost (as io_uring does). */
+static ssize_t epoll_recv_all(struct weft_task *t, int fd, char *buf,
+			      size_t n, int flags)
+{
+	size_t done = 0;
+
+	while (done < n) {
+		ssize_t r = TRY_READY(t, fd, POLLIN,
+				      recv(fd, buf + done, n - done,
+					   flags | MSG_DONTWAIT));
+
+		if (r <= 0)
+			return done ? (ssize_t)done : r;
+		done += (size_t)r;
+	}
+	return (ssize_t)done;
+}
+
 ssize_t weft_recv(int fd, void *buf, size_t n, int flags)
 {
 	struct weft_task *t;
@@ -169,6 +190,8 @@ ssize_t weft_recv(int fd, void *buf, size_t n, int flags)
 	if (rc)
 		return rc;
 	n = io_clamp(n);
+	if ((flags & MSG_WAITALL) && io_epoll_task(t))
+		return epoll_recv_all(t, fd, buf, n, flags & ~MSG_WAITALL);
 	return IO_CALL(t, fd, POLLIN,
 		       io_uring_prep_recv(sqe, fd, buf, n, flags),
 		       recv(fd, buf, n, flags | dontwait(t)));
@@ -251,12 +274,13 @@ ssize_t weft_write_all(int fd, const void *buf, size_t n)
 
 int weft_shutdown(int fd, int how)
 {
-	return shutdown(fd, how) < 0 ? -errno : 0;
+	return shutdown(fd, how) < 0 ? -weft__errno() : 0;
 }
 
 int weft_close(int fd)
 {
 	struct weft_task *t = weft__current();
+	int rc;
 
 	if (fd < 0)
 		return -EBADF;
@@ -264,5 +288,8 @@ int weft_close(int fd)
 		epoll_forget(t->rt, fd);
 	/* close(2) frees the fd even when it reports EINTR or EIO: never
 	 * retry it (the number may already belong to someone else). */
-	return close(fd) < 0 && errno != EINTR ? -errno : 0;
+	if (close(fd) == 0)
+		return 0;
+	rc = weft__errno();
+	return rc == EINTR ? 0 : -rc;
 }

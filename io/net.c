@@ -57,7 +57,7 @@ static int resolve_call(void *arg)
 	int e = getaddrinfo(r->host, r->port, &r->hints, &r->res);
 
 	if (e == EAI_SYSTEM)
-		r->sys_errno = errno;
+		r->sys_errno = weft__errno();
 	return e;
 }
 
@@ -102,7 +102,7 @@ static int resolve(struct weft_task *t, const char *host, uint16_t port,
 
 static int set_int(int fd, int level, int opt, int v)
 {
-	return setsockopt(fd, level, opt, &v, sizeof(v)) < 0 ? -errno : 0;
+	return setsockopt(fd, level, opt, &v, sizeof(v)) < 0 ? -weft__errno() : 0;
 }
 
 static int bound_socket(const struct weft_task *t, const struct addrinfo *ai,
@@ -113,7 +113,7 @@ static int bound_socket(const struct weft_task *t, const struct addrinfo *ai,
 	int rc = 0;
 
 	if (fd < 0)
-		return -errno;
+		return -weft__errno();
 	if (ai->ai_socktype == SOCK_STREAM)
 		rc = set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1);
 	if (!rc && (flags & WEFT_LISTEN_REUSEPORT))
@@ -122,9 +122,9 @@ static int bound_socket(const struct weft_task *t, const struct addrinfo *ai,
 		rc = set_int(fd, IPPROTO_IPV6, IPV6_V6ONLY,
 			     (flags & WEFT_LISTEN_V6ONLY) ? 1 : 0);
 	if (!rc && bind(fd, ai->ai_addr, ai->ai_addrlen) < 0)
-		rc = -errno;
+		rc = -weft__errno();
 	if (!rc && ai->ai_socktype == SOCK_STREAM && listen(fd, backlog) < 0)
-		rc = -errno;
+		rc = -weft__errno();
 	if (rc) {
 		close(fd);
 		return rc;
@@ -219,9 +219,9 @@ int weft_accept(int lfd, struct sockaddr *addr, socklen_t *len)
 		int fl = fcntl(lfd, F_GETFL);
 
 		if (fl < 0)
-			return -errno;
+			return -weft__errno();
 		if (!(fl & O_NONBLOCK) && fcntl(lfd, F_SETFL, fl | O_NONBLOCK) < 0)
-			return -errno;
+			return -weft__errno();
 	}
 	return (int)IO_CALL(t, lfd, POLLIN,
 			    io_uring_prep_accept(sqe, lfd, addr, len,
@@ -241,15 +241,16 @@ int weft__connect(struct weft_task *t, int fd, const struct sockaddr *sa,
 			return rc;
 	} else if (connect(fd, sa, len) == 0) {
 		return 0;
-	} else if (errno != EINPROGRESS && errno != EAGAIN && errno != EINTR) {
-		return -errno;
+	} else if ((rc = weft__errno()) != EINPROGRESS && rc != EAGAIN &&
+		   rc != EINTR) {
+		return -rc;
 	}
 	/* In progress (a non-blocking socket): wait, then ask how it went. */
 	rc = weft__io_ready(t, fd, POLLOUT);
 	if (rc < 0)
 		return rc;
 	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0)
-		return -errno;
+		return -weft__errno();
 	return -err;
 }
 
@@ -270,7 +271,7 @@ int weft_tcp_connect(const char *host, uint16_t port)
 		fd = socket(ai->ai_family, ai->ai_socktype | sock_flags(t),
 			    ai->ai_protocol);
 		if (fd < 0) {
-			fd = -errno;
+			fd = -weft__errno();
 			continue;
 		}
 		rc = weft__connect(t, fd, ai->ai_addr, ai->ai_addrlen);
@@ -293,7 +294,7 @@ int weft_local_port(int fd)
 	socklen_t len = sizeof(ss);
 
 	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
-		return -errno;
+		return -weft__errno();
 	if (ss.ss_family == AF_INET)
 		return ntohs(((struct sockaddr_in *)&ss)->sin_port);
 	if (ss.ss_family == AF_INET6)
@@ -336,10 +337,10 @@ int weft_unix_listen(const char *path, int backlog)
 		unlink(path);
 	fd = socket(AF_UNIX, SOCK_STREAM | sock_flags(t), 0);
 	if (fd < 0)
-		return -errno;
+		return -weft__errno();
 	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
 	    listen(fd, backlog ? backlog : SOMAXCONN) < 0) {
-		rc = -errno;
+		rc = -weft__errno();
 		close(fd);
 		return rc;
 	}
@@ -359,7 +360,7 @@ int weft_unix_connect(const char *path)
 		return rc;
 	fd = socket(AF_UNIX, SOCK_STREAM | sock_flags(t), 0);
 	if (fd < 0)
-		return -errno;
+		return -weft__errno();
 	rc = weft__connect(t, fd, (struct sockaddr *)&sun, sizeof(sun));
 	if (rc) {
 		close(fd);

@@ -7,8 +7,8 @@
  *  - a task of an epoll runtime tries the non-blocking system call and
  *    waits for readiness on EAGAIN (TRY_READY);
  *  - a plain thread makes the system call, polling on EAGAIN.
- * errno is read right after the system call, on the same thread, before
- * anything can suspend.
+ * errno is read through weft__errno() (runtime/util.c): these loops suspend,
+ * and a compiler may keep errno's address from before the task moved.
  */
 #ifndef WEFT_IO_OPS_H
 #define WEFT_IO_OPS_H
@@ -82,7 +82,7 @@ int weft__io_ready(struct weft_task *t, int fd, short events);
 			tr_ = (call);                                       \
 			if (tr_ >= 0)                                       \
 				break;                                      \
-			tr_ = -errno;                                       \
+			tr_ = -weft__errno();                                       \
 			if (tr_ == -EINTR)                                  \
 				continue;                                   \
 			if (tr_ != -EAGAIN && tr_ != -EWOULDBLOCK)          \

@@ -316,6 +316,10 @@ void *weft__worker_main(void *arg);
 void weft__stack_overflow_abort(const struct weft_task *t)
 	__attribute__((noreturn));
 
+/* errno, read afresh (util.c): use it wherever the calling function may
+ * have suspended before, or may suspend in a loop around, the failing call. */
+int weft__errno(void);
+
 /* futex helpers; timeout in ns, UINT64_MAX = forever. */
 int weft__futex_wait(_Atomic uint32_t *addr, uint32_t expect,
 		     uint64_t timeout_ns);

@@ -99,3 +99,18 @@ bool weft__fail_point(enum fail_kind k)
 		return false;
 	return FADD(&fail_count[k], 1, relaxed) + 1 == at;
 }
+
+/*
+ * errno for code that may have suspended since the failing call's
+ * function began: glibc declares __errno_location() const, so a compiler
+ * may look the address up once per function, and after a suspension the
+ * task may run on another thread, whose errno that address is not. An
+ * out-of-line call is looked up afresh every time.
+ */
+__attribute__((noinline)) int weft__errno(void)
+{
+	int e = errno;
+
+	__asm__ volatile("" : "+r"(e));
+	return e;
+}
