@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Channel stress validator: NCH channels of random capacities (0, 1, 4,
- * 64, unbounded); sender tasks push numbered messages with send,
+ * Channel stress validator: NCH channels of random capacities (0, 1, 3, 4,
+ * 64, 1024, unbounded: the bounded ones from 1 up are the split-lock rings of
+ * runtime/chan.c, 3 is not a power of two, 1024 reaches the senders'
+ * backpressure); sender tasks push numbered messages with send,
  * try_send or select over several channels; receiver tasks take them
  * with recv, try_recv or select; a controller cancels random receivers
  * and senders (replacing receivers), opens short deadline scopes in
@@ -49,6 +51,7 @@ static _Atomic long n_sent, n_refused, n_timed, n_recv, n_selects;
 static _Atomic long n_try_again, n_cancel_send, n_cancel_recv, n_closed_ch;
 static _Atomic int senders_done;
 static _Atomic int sender_cancel_asked[SENDERS];
+static _Atomic int sender_started[SENDERS];
 
 static void mark_received(const struct msg *m)
 {
@@ -66,6 +69,8 @@ static int sender(void *arg)
 {
 	uint32_t id = (uint32_t)(uintptr_t)arg, q;
 	uint64_t rng = wt_seed(seed, id);
+
+	atomic_store(&sender_started[id], 1);
 
 	for (q = id; q < size; q += SENDERS) {
 		struct msg m = { q, q ^ MAGIC };
@@ -232,6 +237,11 @@ static int root(void *arg)
 		} else if (what == 12 && cancelled_senders < 2) {
 			unsigned k = wt_below(&rng, SENDERS);
 
+			/* A task cancelled before it first runs never runs at
+			 * all, so it would never count itself done: cancel
+			 * only a sender that has started. */
+			if (!atomic_load(&sender_started[k]))
+				continue;
 			cancelled_senders++;
 			atomic_store(&sender_cancel_asked[k], 1);
 			rc = weft_cancel(s[k]);
@@ -262,7 +272,7 @@ static int root(void *arg)
 
 int main(int argc, char **argv)
 {
-	static const size_t cap_choices[] = { 0, 1, 4, 64,
+	static const size_t cap_choices[] = { 0, 1, 3, 4, 64, 1024,
 					      WEFT_CHAN_UNBOUNDED };
 	unsigned long workers;
 	weft_config cfg;
@@ -277,7 +287,8 @@ int main(int argc, char **argv)
 		return 2;
 	rng = wt_seed(seed, 0xc4a2);
 	for (i = 0; i < NCH; i++)
-		caps[i] = cap_choices[wt_below(&rng, 5)];
+		caps[i] = cap_choices[wt_below(
+			&rng, sizeof(cap_choices) / sizeof(cap_choices[0]))];
 	caps[0] = 0; /* always one rendezvous channel */
 	printf("stress_chan: workers=%lu seed=%" PRIu64 " size=%u caps=",
 	       workers, seed, size);

@@ -9,9 +9,18 @@
  * while senders and receivers wait; receivers and senders cancelled or
  * timed out mid-operation lose and duplicate nothing; FIFO service of
  * waiting receivers.
+ *
+ * Buffered channels keep their elements in a ring whose send and receive
+ * ends each have a lock (runtime/chan.c, chan_ring.h): odd capacities and
+ * element sizes across many laps of wrap-around; a receive that frees room
+ * completes a waiting send at once; plain threads on tiny capacities, where
+ * every message crosses the empty or full edge (a lost wake-up hangs);
+ * select on buffered channels racing plain sends and receives; ping-pong
+ * over buffered channels, where nothing can hide a lost wake-up.
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -19,6 +28,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <cmocka.h>
 
 #include "weft_test.h"
@@ -344,11 +354,11 @@ static void test_mpmc_workers(void **state)
 /* Half the senders and receivers are plain threads. */
 static void test_mpmc_plain_threads(void **state)
 {
-	size_t caps[] = { 0, 16 };
+	size_t caps[] = { 0, 1, 3, 16 };
 	size_t k;
 
 	(void)state;
-	for (k = 0; k < 2; k++) {
+	for (k = 0; k < 4; k++) {
 		weft_config c = wt_cfg(2);
 		weft_rt *rt = NULL;
 		weft_task *s[NS / 2], *r[NR / 2];
@@ -800,6 +810,419 @@ static void test_timeouts(void **state)
 	assert_int_equal(run(1, timeout_root, NULL), 0);
 }
 
+/*
+ * The ring's edges on one thread: capacities that are not powers of two,
+ * element sizes that are not multiples of 8, exactly `cap` elements fit,
+ * len follows, and everything comes out in order over dozens of laps, with
+ * the fill level wandering so that head and tail wrap at every offset.
+ */
+static void fill_elem(unsigned char *b, size_t n, uint32_t seq)
+{
+	for (size_t i = 0; i < n; i++)
+		b[i] = (unsigned char)(seq * 31u + (uint32_t)i * 7u + 1u);
+}
+
+static void ring_edges_one(size_t cap, size_t sz, uint64_t *rng)
+{
+	unsigned char in[24], out[24], want[24];
+	uint32_t next_in = 0, next_out = 0;
+	unsigned rounds = (unsigned)(40 * cap + 50), k;
+	weft_chan *c = NULL;
+	int rc;
+
+	assert_int_equal(weft_chan_new(&c, sz, cap), 0);
+	for (unsigned r = 0; r < rounds; r++) {
+		for (k = wt_below(rng, (unsigned)cap + 2); k; k--) {
+			fill_elem(in, sz, next_in);
+			rc = weft_chan_try_send(c, in);
+			if (next_in - next_out < cap) {
+				assert_int_equal(rc, 0);
+				next_in++;
+			} else {
+				assert_int_equal(rc, -EAGAIN);
+			}
+		}
+		assert_int_equal(weft_chan_len(c), next_in - next_out);
+		for (k = wt_below(rng, (unsigned)cap + 2); k; k--) {
+			rc = weft_chan_try_recv(c, out);
+			if (next_out == next_in) {
+				assert_int_equal(rc, -EAGAIN);
+				continue;
+			}
+			assert_int_equal(rc, 0);
+			fill_elem(want, sz, next_out++);
+			assert_memory_equal(out, want, sz);
+		}
+		assert_int_equal(weft_chan_len(c), next_in - next_out);
+	}
+	assert_int_equal(weft_chan_close(c), 0);
+	fill_elem(in, sz, next_in);
+	assert_int_equal(weft_chan_try_send(c, in), -EPIPE);
+	while (next_out != next_in) {
+		assert_int_equal(weft_chan_recv(c, out), 0);
+		fill_elem(want, sz, next_out++);
+		assert_memory_equal(out, want, sz);
+	}
+	assert_int_equal(weft_chan_recv(c, out), -EPIPE);
+	assert_int_equal(weft_chan_len(c), 0);
+	weft_chan_free(c);
+}
+
+static void test_ring_edges(void **state)
+{
+	static const size_t caps[] = { 1, 2, 3, 5, 7, 64, 100 };
+	static const size_t sizes[] = { 1, 3, 8, 13, 24 };
+	uint64_t rng = wt_seed(77, 0);
+
+	(void)state;
+	for (size_t ci = 0; ci < sizeof(caps) / sizeof(caps[0]); ci++)
+		for (size_t si = 0; si < sizeof(sizes) / sizeof(sizes[0]);
+		     si++)
+			ring_edges_one(caps[ci], sizes[si], &rng);
+}
+
+/*
+ * A receive that frees room hands it to a waiting sender at once: the
+ * producer fills the channel and blocks on one more send; the root takes a
+ * single element and then waits for an event that the producer sets only
+ * when that send has returned. Nothing else is received meanwhile, so if
+ * the waiting sender were left waiting for more room, this would hang.
+ */
+static weft_event prompt_ev;
+static size_t prompt_cap;
+
+static int prompt_producer(void *arg)
+{
+	(void)arg;
+	for (uint32_t i = 0; i <= prompt_cap; i++) {
+		struct msg m = mk(i);
+
+		WT_CHECK_EQ(weft_chan_send(ch, &m), 0);
+	}
+	WT_CHECK_EQ(weft_event_set(&prompt_ev), 0);
+	return 0;
+}
+
+static int prompt_root(void *arg)
+{
+	static const size_t caps[] = { 1, 4, 1024 };
+	weft_task *t;
+	struct msg m;
+
+	(void)arg;
+	for (size_t k = 0; k < 3; k++) {
+		prompt_cap = caps[k];
+		WT_CHECK_EQ(weft_event_init(&prompt_ev), 0);
+		WT_CHECK_EQ(weft_chan_new(&ch, sizeof(m), prompt_cap), 0);
+		WT_CHECK_EQ(weft_spawn(&t, prompt_producer, NULL), 0);
+		WT_TASK_WAIT(weft_chan_len(ch) == (long)prompt_cap);
+		WT_CHECK_EQ(weft_sleep(2 * WT_MS), 0); /* it waits now */
+		WT_CHECK_EQ(weft_event_is_set(&prompt_ev), 0);
+		WT_CHECK_EQ(weft_chan_recv(ch, &m), 0);
+		WT_CHECK_EQ(m.seq, 0);
+		WT_CHECK_EQ(weft_event_wait(&prompt_ev), 0);
+		WT_CHECK_EQ(weft_join(t, NULL), 0);
+		WT_CHECK_EQ(weft_chan_len(ch), (long)prompt_cap);
+		for (uint32_t i = 1; i <= prompt_cap; i++) {
+			WT_CHECK_EQ(weft_chan_recv(ch, &m), 0);
+			WT_CHECK_EQ(m.seq, i);
+		}
+		WT_CHECK_EQ(weft_chan_try_recv(ch, &m), -EAGAIN);
+		weft_chan_free(ch);
+	}
+	return 0;
+}
+
+static void test_recv_completes_waiting_send(void **state)
+{
+	(void)state;
+	assert_int_equal(run(1, prompt_root, NULL), 0);
+	assert_int_equal(run(2, prompt_root, NULL), 0);
+}
+
+/*
+ * Plain threads only (no runtime), capacities 1 and 2: nearly every
+ * message crosses the empty or the full edge, so each one exercises the
+ * hand-over between the two ends and their waiters; a lost wake-up hangs
+ * (ctest's timeout). Two producers and two consumers, per-producer order
+ * checked by take(). Nearly every message puts a thread to sleep in a
+ * futex, tens of microseconds each on a busy machine: keep the count
+ * small.
+ */
+static void *edge_sender(void *arg)
+{
+	uint32_t s = (uint32_t)(uintptr_t)arg, q;
+
+	for (q = s; q < total; q += 2) {
+		struct msg m = mk(q);
+
+		WT_CHECK_EQ(weft_chan_send(ch, &m), 0);
+		if (q % 4096 == s)
+			sched_yield();
+	}
+	return NULL;
+}
+
+static void *edge_receiver(void *arg)
+{
+	struct rx r;
+	struct msg m;
+	int rc;
+
+	(void)arg;
+	memset(&r, 0, sizeof(r));
+	while ((rc = weft_chan_recv(ch, &m)) == 0)
+		take(&r, &m);
+	WT_CHECK_EQ(rc, -EPIPE);
+	atomic_fetch_add(&received, r.n);
+	return NULL;
+}
+
+static void test_edges_plain_threads(void **state)
+{
+	static const size_t caps[] = { 1, 2 };
+
+	(void)state;
+	for (size_t k = 0; k < 2; k++) {
+		pthread_t ts[2], tr[2];
+		uintptr_t i;
+
+		total = WT_SCALE(40000, 4000);
+		seen = calloc(total, 1);
+		assert_non_null(seen);
+		atomic_store(&received, 0);
+		assert_int_equal(weft_chan_new(&ch, sizeof(struct msg),
+					       caps[k]), 0);
+		for (i = 0; i < 2; i++) {
+			assert_int_equal(pthread_create(&tr[i], NULL,
+							edge_receiver, NULL),
+					 0);
+			assert_int_equal(pthread_create(&ts[i], NULL,
+							edge_sender,
+							(void *)i), 0);
+		}
+		for (i = 0; i < 2; i++)
+			assert_int_equal(pthread_join(ts[i], NULL), 0);
+		assert_int_equal(weft_chan_close(ch), 0);
+		for (i = 0; i < 2; i++)
+			assert_int_equal(pthread_join(tr[i], NULL), 0);
+		assert_int_equal(wt_take_failures(), 0);
+		check_all_once();
+		weft_chan_free(ch);
+		free((void *)seen);
+	}
+}
+
+/*
+ * Select on buffered channels while plain sends and receives take their
+ * fast paths on the same channels: a select claims itself only where its
+ * case cannot fail any more (exactly one case fires, nothing is lost or
+ * duplicated).
+ * Phase 1: plain senders feed two channels (capacities 1 and 3); half the
+ * receivers select over both, half recv on one. Phase 2: senders select
+ * over both, receivers recv. Every number is received exactly once.
+ */
+static weft_chan *sc2[2];
+
+static int sel_sender(void *arg)
+{
+	uint32_t s = (uint32_t)(uintptr_t)arg, q;
+	bool use_select = s % 2 == 0;
+
+	for (q = s; q < total; q += NS) {
+		struct msg m = mk(q);
+		int rc;
+
+		if (use_select) {
+			weft_select_case cs[2] = {
+				{ .chan = sc2[0], .op = WEFT_SELECT_SEND,
+				  .elem = &m },
+				{ .chan = sc2[1], .op = WEFT_SELECT_SEND,
+				  .elem = &m },
+			};
+
+			rc = weft_select(cs, 2);
+			WT_CHECK(rc == 0 || rc == 1);
+			if (rc >= 0)
+				WT_CHECK_EQ(cs[rc].err, 0);
+		} else {
+			rc = weft_chan_send(sc2[q % 2], &m);
+			WT_CHECK_EQ(rc, 0);
+		}
+	}
+	return 0;
+}
+
+static int sel_receiver(void *arg)
+{
+	bool use_select = (uintptr_t)arg % 2 == 0;
+	bool open[2] = { true, true };
+	unsigned long n = 0;
+
+	while (open[0] || open[1]) {
+		struct msg box[2], m;
+		int rc, k;
+
+		if (use_select && open[0] && open[1]) {
+			weft_select_case cs[2] = {
+				{ .chan = sc2[0], .op = WEFT_SELECT_RECV,
+				  .elem = &box[0] },
+				{ .chan = sc2[1], .op = WEFT_SELECT_RECV,
+				  .elem = &box[1] },
+			};
+
+			k = weft_select(cs, 2);
+			if (k < 0) {
+				WT_CHECK_EQ(k, 0);
+				break;
+			}
+			rc = cs[k].err;
+			m = box[k];
+		} else {
+			k = (int)((uintptr_t)arg % 2); /* its own channel */
+			if (!open[k])
+				k = 1 - k;
+			rc = weft_chan_recv(sc2[k], &m);
+		}
+		if (rc == -EPIPE) {
+			open[k] = false;
+			continue;
+		}
+		WT_CHECK_EQ(rc, 0);
+		if (m.check != (m.seq ^ MAGIC) || m.seq >= total) {
+			WT_CHECK(!"corrupt message");
+			continue;
+		}
+		if (atomic_fetch_add(&seen[m.seq], 1) != 0)
+			WT_CHECK(!"message received twice");
+		n++;
+	}
+	atomic_fetch_add(&received, n);
+	return 0;
+}
+
+static int sel_ring_root(void *arg)
+{
+	weft_task *s[NS], *r[NR];
+	uintptr_t i;
+
+	(void)arg;
+	for (i = 0; i < NR; i++)
+		WT_CHECK_EQ(weft_spawn(&r[i], sel_receiver, (void *)i), 0);
+	for (i = 0; i < NS; i++)
+		WT_CHECK_EQ(weft_spawn(&s[i], sel_sender, (void *)i), 0);
+	for (i = 0; i < NS; i++)
+		WT_CHECK_EQ(weft_join(s[i], NULL), 0);
+	WT_CHECK_EQ(weft_chan_close(sc2[0]), 0);
+	WT_CHECK_EQ(weft_chan_close(sc2[1]), 0);
+	for (i = 0; i < NR; i++)
+		WT_CHECK_EQ(weft_join(r[i], NULL), 0);
+	return 0;
+}
+
+static void test_select_on_rings(void **state)
+{
+	static const unsigned workers[] = { 1, 2, 4 };
+
+	(void)state;
+	for (size_t w = 0; w < 3; w++) {
+		total = WT_SCALE(200000, 10000);
+		seen = calloc(total, 1);
+		assert_non_null(seen);
+		atomic_store(&received, 0);
+		assert_int_equal(weft_chan_new(&sc2[0], sizeof(struct msg), 1),
+				 0);
+		assert_int_equal(weft_chan_new(&sc2[1], sizeof(struct msg), 3),
+				 0);
+		assert_int_equal(run(workers[w], sel_ring_root, NULL), 0);
+		check_all_once();
+		assert_int_equal(weft_chan_len(sc2[0]), 0);
+		assert_int_equal(weft_chan_len(sc2[1]), 0);
+		weft_chan_free(sc2[0]);
+		weft_chan_free(sc2[1]);
+		free((void *)seen);
+	}
+}
+
+/*
+ * Ping-pong over two buffered channels: each side sends one element and
+ * then waits for the other's, so no later message can hide a wake-up that
+ * the handshake lost (it hangs). Plain threads, and tasks on 2 workers.
+ */
+static weft_chan *pp_c[2];
+static unsigned pp_rounds;
+
+static int pp_side(void *arg)
+{
+	int me = (int)(uintptr_t)arg;
+	struct msg m;
+
+	for (uint32_t i = 0; i < pp_rounds; i++) {
+		if (me == 0) {
+			m = mk(i);
+			WT_CHECK_EQ(weft_chan_send(pp_c[0], &m), 0);
+			WT_CHECK_EQ(weft_chan_recv(pp_c[1], &m), 0);
+		} else {
+			WT_CHECK_EQ(weft_chan_recv(pp_c[0], &m), 0);
+			WT_CHECK_EQ(weft_chan_send(pp_c[1], &m), 0);
+		}
+		if (m.seq != i || m.check != (i ^ MAGIC)) {
+			WT_CHECK_EQ(m.seq, i);
+			break;
+		}
+	}
+	return 0;
+}
+
+static void *pp_thread(void *arg)
+{
+	pp_side(arg);
+	return NULL;
+}
+
+static int pp_root(void *arg)
+{
+	weft_task *t[2];
+
+	(void)arg;
+	for (uintptr_t i = 0; i < 2; i++)
+		WT_CHECK_EQ(weft_spawn(&t[i], pp_side, (void *)i), 0);
+	for (int i = 0; i < 2; i++)
+		WT_CHECK_EQ(weft_join(t[i], NULL), 0);
+	return 0;
+}
+
+static void test_pingpong_rings(void **state)
+{
+	static const size_t caps[] = { 1, 2, 64 };
+
+	(void)state;
+	for (size_t k = 0; k < 3; k++) {
+		pthread_t th[2];
+
+		for (int i = 0; i < 2; i++)
+			assert_int_equal(weft_chan_new(&pp_c[i],
+						       sizeof(struct msg),
+						       caps[k]), 0);
+		/* Plain threads wait in futexes: tens of microseconds a
+		 * round trip on a busy machine. */
+		pp_rounds = WT_SCALE(5000, 1000);
+		for (uintptr_t i = 0; i < 2; i++)
+			assert_int_equal(pthread_create(&th[i], NULL,
+							pp_thread, (void *)i),
+					 0);
+		for (int i = 0; i < 2; i++)
+			assert_int_equal(pthread_join(th[i], NULL), 0);
+		assert_int_equal(wt_take_failures(), 0);
+		pp_rounds = WT_SCALE(100000, 5000);
+		assert_int_equal(run(2, pp_root, NULL), 0);
+		for (int i = 0; i < 2; i++) {
+			assert_int_equal(weft_chan_len(pp_c[i]), 0);
+			weft_chan_free(pp_c[i]);
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -817,6 +1240,11 @@ int main(void)
 		cmocka_unit_test(test_cancel_mid_operation),
 		cmocka_unit_test(test_fifo),
 		cmocka_unit_test(test_timeouts),
+		cmocka_unit_test(test_ring_edges),
+		cmocka_unit_test(test_recv_completes_waiting_send),
+		cmocka_unit_test(test_edges_plain_threads),
+		cmocka_unit_test(test_select_on_rings),
+		cmocka_unit_test(test_pingpong_rings),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
