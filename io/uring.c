@@ -245,6 +245,16 @@ int uring_poll(struct worker *w, uint64_t deadline, bool block)
 			block = false; /* no wake queued: a wait could miss one */
 	}
 	if (!block) {
+		/* Nothing to submit, nothing posted, and (TASKRUN_FLAG) no
+		 * completion work pending: a system call would find nothing.
+		 * Workers poll whenever their queue runs dry, and a server
+		 * always has receives in flight, so this saves most of them. */
+		if ((d->ring.flags & IORING_SETUP_TASKRUN_FLAG) &&
+		    !io_uring_sq_ready(&d->ring) &&
+		    !io_uring_cq_ready(&d->ring) &&
+		    !(IO_URING_READ_ONCE(*d->ring.sq.kflags) &
+		      (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)))
+			return 0;
 		/* Submits, and (DEFER_TASKRUN) runs the deferred completion
 		 * work so that CQEs are posted. */
 		rc = io_uring_submit_and_get_events(&d->ring);
