@@ -4,8 +4,9 @@
  * an SQ of 2 and a CQ of 8, so hundreds of tasks waiting at once fill the
  * SQ (submission in many batches) and overflow the CQ (completions the
  * kernel keeps on its overflow list, NODROP). Every task must see its own
- * data exactly once. Runs under both backends (epoll ignores io_entries)
- * and skips io_uring where the kernel lacks it.
+ * data exactly once. And a worker kept busy by tasks that only yield still
+ * reaps its completions. Runs under both backends (epoll ignores
+ * io_entries) and skips io_uring where the kernel lacks it.
  */
 #include <errno.h>
 #include <stdatomic.h>
@@ -123,6 +124,93 @@ static void test_tiny_ring_epoll(void **state)
 	run_burst(WEFT_IO_EPOLL, 2);
 }
 
+/*
+ * A worker that never runs dry still completes I/O: spinner tasks yield
+ * until the reader has its data, so the worker only reaps completions in
+ * its periodic poll, which skips the system call when the ring shows no
+ * work (TASKRUN_FLAG). A poll that wrongly skipped would hang this test.
+ */
+#define SPINNERS 4
+
+static atomic_int busy_done;
+
+static int spinner(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&busy_done))
+		weft_yield();
+	return 0;
+}
+
+static int busy_reader(void *arg)
+{
+	int *fd = arg, v = 0;
+	ssize_t n;
+
+	atomic_fetch_add(&parked, 1);
+	n = weft_read_exact(*fd, &v, sizeof(v));
+	atomic_store(&busy_done, 1);
+	return n == sizeof(v) ? v : -1;
+}
+
+static int busy_root(void *arg)
+{
+	int *fd = arg, v = 4242, r = -1;
+	weft_task *rd, *sp[SPINNERS];
+
+	if (weft_spawn(&rd, busy_reader, &fd[0]) != 0)
+		return 1;
+	for (int i = 0; i < SPINNERS; i++)
+		if (weft_spawn(&sp[i], spinner, NULL) != 0)
+			return 2;
+	while (atomic_load(&parked) < 1)
+		weft_yield();
+	/* Let the periodic poll submit the read, so that the data arrives
+	 * while the kernel holds it. */
+	for (int i = 0; i < 1000; i++)
+		weft_yield();
+	if (write(fd[1], &v, sizeof(v)) != sizeof(v))
+		return 3;
+	if (weft_join(rd, &r) != 0 || r != v)
+		return 4;
+	for (int i = 0; i < SPINNERS; i++)
+		if (weft_join(sp[i], NULL) != 0)
+			return 5;
+	return 0;
+}
+
+static void run_busy(unsigned backend, unsigned workers)
+{
+	weft_config c = { .workers = workers, .io_backend = backend };
+	weft_rt *rt;
+	int rc, r = -1, fd[2];
+
+	rc = weft_rt_new(&rt, &c);
+	if (rc != 0 && backend == WEFT_IO_URING) {
+		printf("io_uring unavailable here (%s): skipped\n",
+		       weft_strerror(rc));
+		return;
+	}
+	assert_int_equal(rc, 0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0,
+				    fd), 0);
+	atomic_store(&parked, 0);
+	atomic_store(&busy_done, 0);
+	assert_int_equal(weft_rt_block_on(rt, busy_root, fd, &r), 0);
+	assert_int_equal(r, 0);
+	close(fd[0]);
+	close(fd[1]);
+	weft_rt_free(rt);
+}
+
+static void test_busy_worker_reaps(void **state)
+{
+	(void)state;
+	run_busy(WEFT_IO_URING, 1);
+	run_busy(WEFT_IO_URING, 2);
+	run_busy(WEFT_IO_EPOLL, 1);
+}
+
 static void test_bad_io_config(void **state)
 {
 	weft_config c = { .io_entries = 1u << 20 };
@@ -140,6 +228,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_tiny_ring_uring),
 		cmocka_unit_test(test_tiny_ring_epoll),
+		cmocka_unit_test(test_busy_worker_reaps),
 		cmocka_unit_test(test_bad_io_config),
 	};
 
