@@ -127,7 +127,7 @@ ssize_t weft_write(int fd, const void *buf, size_t n)
 		       write(fd, buf, n));
 }
 
-ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt)
+static ssize_t rwv(int fd, const struct iovec *iov, int iovcnt, bool wr)
 {
 	struct weft_task *t;
 	int rc = io_enter(&t);
@@ -135,24 +135,25 @@ ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt)
 	if (rc)
 		return rc;
 	if (io_epoll_task(t))
-		return epoll_rw(t, fd, iov, iovcnt, false);
+		return epoll_rw(t, fd, iov, iovcnt, wr);
+	if (wr)
+		return IO_CALL(t, fd, POLLOUT,
+			       io_uring_prep_writev(sqe, fd, iov,
+						    (unsigned)iovcnt, -1),
+			       writev(fd, iov, iovcnt));
 	return IO_CALL(t, fd, POLLIN,
 		       io_uring_prep_readv(sqe, fd, iov, (unsigned)iovcnt, -1),
 		       readv(fd, iov, iovcnt));
 }
 
+ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt)
+{
+	return rwv(fd, iov, iovcnt, false);
+}
+
 ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt)
 {
-	struct weft_task *t;
-	int rc = io_enter(&t);
-
-	if (rc)
-		return rc;
-	if (io_epoll_task(t))
-		return epoll_rw(t, fd, iov, iovcnt, true);
-	return IO_CALL(t, fd, POLLOUT,
-		       io_uring_prep_writev(sqe, fd, iov, (unsigned)iovcnt, -1),
-		       writev(fd, iov, iovcnt));
+	return rwv(fd, iov, iovcnt, true);
 }
 
 /* Socket calls of an epoll task must not block its worker, even on a
