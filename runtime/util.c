@@ -22,7 +22,9 @@ const char *weft_strerror(int err)
 	case -ECANCELED:
 		return "the task was cancelled";
 	case -ETIMEDOUT:
-		return "a deadline scope expired";
+		/* weft's deadlines and the kernel's own timeouts (a
+		 * connect that got no answer) share the code. */
+		return "timed out (a deadline scope, or the kernel's own timeout)";
 	case -ESHUTDOWN:
 		return "the runtime is shutting down";
 	case -EPERM:

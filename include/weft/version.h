@@ -23,7 +23,8 @@ WEFT_EXPORT const char *weft_version(void);
 
 /* A short description of a negative errno returned by weft, including the
  * runtime's own meanings (-ECANCELED: the calling task was cancelled,
- * -ETIMEDOUT: a deadline scope expired). Never returns NULL. */
+ * -ETIMEDOUT: a deadline scope expired, or a kernel timeout). Never
+ * returns NULL. */
 WEFT_EXPORT const char *weft_strerror(int err);
 
 #ifdef __cplusplus
