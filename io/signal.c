@@ -34,7 +34,7 @@
  * eventfd read) only make waiters look again.
  *
  * Handlers are installed per signal, the first time a set containing it is
- * waited for, under a pthread mutex that is never held across a
+ * listened or waited for, under a pthread mutex that is never held across a
  * suspension. The dispatcher and the handlers stay for the life of the
  * process. A child created by fork() has no dispatcher thread: waiting for
  * signals there is not supported.
@@ -186,14 +186,13 @@ static int take_one(const sigset_t *set)
 	return 0;
 }
 
-int weft_signal_wait(const sigset_t *set)
+int weft_signal_listen(const sigset_t *set)
 {
 	bool any = false;
-	int rc, s;
 
 	if (!set)
 		return -EINVAL;
-	for (s = 1; s < NSIG; s++) {
+	for (int s = 1; s < NSIG; s++) {
 		if (sigismember(set, s) != 1)
 			continue;
 		if (s == SIGKILL || s == SIGSTOP)
@@ -205,10 +204,15 @@ int weft_signal_wait(const sigset_t *set)
 	pthread_once(&start_once, dispatcher_start);
 	if (start_err)
 		return start_err;
-	rc = install(set);
+	return install(set);
+}
+
+int weft_signal_wait(const sigset_t *set)
+{
+	int rc = weft_signal_listen(set), s;
+
 	if (rc)
 		return rc;
-
 	rc = weft_mutex_lock(&sig_lock);
 	if (rc)
 		return rc; /* -ECANCELED / -ETIMEDOUT: not held */

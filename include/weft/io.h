@@ -94,6 +94,14 @@ WEFT_EXPORT int weft_poll(int fd, short events);
  */
 WEFT_EXPORT int weft_signal_wait(const sigset_t *set);
 
+/*
+ * Installs weft's handler for each signal in `set` without waiting, from a
+ * task or any thread: from then on each occurrence is kept for a later
+ * weft_signal_wait. Call it at start-up, before the signals can arrive.
+ * Returns 0, or -EINVAL as weft_signal_wait does.
+ */
+WEFT_EXPORT int weft_signal_listen(const sigset_t *set);
+
 #ifdef __cplusplus
 }
 #endif
