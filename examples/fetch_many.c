@@ -38,8 +38,6 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <getopt.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -48,6 +46,7 @@
 #include <strings.h>
 #include <unistd.h>
 #include <weft.h>
+#include "common.h"
 
 #define PROG "fetch_many"
 #define RESP_LINE_MAX (8 * 1024)	/* longest status or header line */
@@ -377,36 +376,11 @@ static int crawl_task(void *arg)
 
 /* ---- Signals and the main task ------------------------------------------- */
 
-static void stop_signals(sigset_t *set)
-{
-	sigemptyset(set);
-	sigaddset(set, SIGINT);
-	sigaddset(set, SIGTERM);
-}
-
+/* Ends with the first SIGINT or SIGTERM (weft_signal_wait). */
 static int signal_task(void *arg)
 {
-	sigset_t set;
-
 	(void)arg;
-	stop_signals(&set);
-	return weft_signal_wait(&set);
-}
-
-/* Installs the handlers before the crawl starts (see http_server.c):
- * 0, a signal that came already, or an error. */
-static int signals_install(void)
-{
-	sigset_t set;
-	int rc;
-
-	stop_signals(&set);
-	rc = weft_timeout_begin(0);
-	if (rc < 0)
-		return rc;
-	rc = weft_signal_wait(&set);
-	weft_timeout_end();
-	return rc == -ETIMEDOUT ? 0 : rc;
+	return ex_signal_wait();
 }
 
 /* Runs the crawl until it ends or a signal comes, whichever is first. */
@@ -416,11 +390,9 @@ static int main_task(void *arg)
 	weft_task *t[2] = { NULL, NULL }; /* crawl, signal */
 	int rc, crawl_rc = 0;
 
-	rc = signals_install();
-	if (rc > 0) {
-		cr->interrupted = true;
-		return 0;
-	}
+	/* Installs the handlers before the crawl starts: a signal that
+	 * comes before signal_task waits is kept for it. */
+	rc = ex_signals_listen();
 	if (rc < 0) {
 		snprintf(cr->err, sizeof(cr->err),
 			 "cannot wait for signals: %s", weft_strerror(rc));
@@ -541,28 +513,6 @@ static size_t summary(const struct crawl *cr)
 
 /* ---- Arguments ----------------------------------------------------------- */
 
-static void usage(void)
-{
-	fprintf(stderr,
-		"usage: %s [-n N] [-k K] [-t TIMEOUT_MS] [-r RETRIES] "
-		"[-w WORKERS] [-b uring|epoll] HOST PORT [PATH]\n", PROG);
-	exit(2);
-}
-
-/* A decimal number in [min, max], or usage(). */
-static unsigned long number(const char *s, unsigned long min,
-			    unsigned long max)
-{
-	unsigned long v;
-	char *end;
-
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno || end == s || *end || s[0] == '-' || v < min || v > max)
-		usage();
-	return v;
-}
-
 int main(int argc, char **argv)
 {
 	struct crawl cr;
@@ -571,6 +521,8 @@ int main(int argc, char **argv)
 	size_t failed;
 	int opt, rc, result = 0;
 
+	ex_init(PROG, "[-n N] [-k K] [-t TIMEOUT_MS] [-r RETRIES] "
+		      "[-w WORKERS] [-b uring|epoll] HOST PORT [PATH]");
 	memset(&cr, 0, sizeof(cr));
 	memset(&cfg, 0, sizeof(cfg));
 	cr.n = 100;
@@ -580,35 +532,25 @@ int main(int argc, char **argv)
 	while ((opt = getopt(argc, argv, "n:k:t:r:w:b:")) != -1) {
 		switch (opt) {
 		case 'n':
-			cr.n = number(optarg, 1, MAX_URLS);
+			cr.n = ex_number(optarg, 1, MAX_URLS);
 			break;
 		case 'k':
-			cr.k = (unsigned)number(optarg, 1, 100000);
+			cr.k = (unsigned)ex_number(optarg, 1, 100000);
 			break;
 		case 't':
-			cr.timeout_ns = number(optarg, 1, 3600 * 1000) *
+			cr.timeout_ns = ex_number(optarg, 1, 3600 * 1000) *
 					1000000ull;
 			break;
 		case 'r':
-			cr.retries = (unsigned)number(optarg, 0, 100);
+			cr.retries = (unsigned)ex_number(optarg, 0, 100);
 			break;
-		case 'w':
-			cfg.workers = (unsigned)number(optarg, 1, 1024);
-			break;
-		case 'b':
-			if (strcmp(optarg, "uring") == 0)
-				cfg.io_backend = WEFT_IO_URING;
-			else if (strcmp(optarg, "epoll") == 0)
-				cfg.io_backend = WEFT_IO_EPOLL;
-			else
-				usage();
-			break;
-		default:
-			usage();
+		default: /* -w, -b */
+			if (!ex_runtime_opt(&cfg, opt, optarg))
+				ex_usage();
 		}
 	}
 	if (argc - optind < 2 || argc - optind > 3)
-		usage();
+		ex_usage();
 	host = argv[optind];
 	if (strncasecmp(host, "https://", 8) == 0) {
 		fprintf(stderr, "%s: https is not supported\n", PROG);
@@ -623,13 +565,13 @@ int main(int argc, char **argv)
 		host++;
 	}
 	if (!*host)
-		usage();
+		ex_usage();
 	cr.host = host;
-	cr.port = (uint16_t)number(argv[optind + 1], 1, 65535);
+	cr.port = (uint16_t)ex_number(argv[optind + 1], 1, 65535);
 	if (argc - optind == 3) {
 		cr.path = argv[optind + 2];
 		if (cr.path[0] != '/' || strpbrk(cr.path, " \r\n"))
-			usage();
+			ex_usage();
 	}
 
 	cr.fetches = calloc(cr.n, sizeof(*cr.fetches));
