@@ -18,8 +18,6 @@
 #include <stdint.h>
 #include <unistd.h>
 #include <sys/socket.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <weft.h>
 #include "common.h"
 
@@ -37,11 +35,8 @@
 static int handle(int fd, void *arg)
 {
 	char buf[BUF_SIZE];
-	int one = 1;
 
-	(void)arg;
-	/* Echoes go out at once, not when the previous one is acked. */
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	(void)arg; /* weft_serve set TCP_NODELAY: echoes go out at once */
 	for (;;) {
 		ssize_t n = weft_recv(fd, buf, sizeof(buf), 0);
 

@@ -47,8 +47,6 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/socket.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <weft.h>
 #include "common.h"
 
@@ -595,13 +593,13 @@ static int step(struct conn *c)
 static int handle(int fd, void *arg)
 {
 	struct conn c;
-	int one = 1, rc;
+	int rc;
 
+	/* weft_serve set TCP_NODELAY: without it, Nagle's algorithm would
+	 * hold back the answers to a second batch of pipelined requests
+	 * until the first is acknowledged, which a client may delay by
+	 * 40 ms. */
 	conn_init(&c, fd, *(const uint64_t *)arg);
-	/* Answers go out at once: Nagle's algorithm would hold back the
-	 * answers to a second batch of pipelined requests until the first
-	 * is acknowledged, and the client may delay its ACK by 40 ms. */
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	do {
 		/* With -i, a round that waits too long for the client, to
 		 * read or to send, ends with -ETIMEDOUT. */

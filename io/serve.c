@@ -43,6 +43,8 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include "internal.h"
 
 #define SERVE_GRACE_DEFAULT (5ull * 1000000000ull)
@@ -279,6 +281,10 @@ int weft_serve(int lfd, int (*handler)(int fd, void *arg), void *arg,
 			continue;
 		}
 		backoff = BACKOFF_MIN;
+		/* Like weft_tcp_connect's sockets (and Go's): replies go
+		 * out at once. Fails harmlessly on a Unix socket. */
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 },
+				 sizeof(int));
 		c = calloc(1, sizeof(*c));
 		if (c) {
 			c->sv = &sv;

@@ -69,7 +69,7 @@ typedef struct weft_serve_opts {
 /*
  * asyncio.start_server: accepts connections on lfd and runs
  * handler(fd, arg) in a task per connection; the handler owns fd and must
- * close it. Runs until the calling task is cancelled or its deadline scope
+ * close it. Accepted TCP connections have TCP_NODELAY set. Runs until the calling task is cancelled or its deadline scope
  * expires; then it stops accepting, lets handlers run for the grace period,
  * cancels those still running, waits for every one of them and returns
  * -ECANCELED or -ETIMEDOUT. At max_connections it stops accepting until a
