@@ -33,30 +33,7 @@
 #include <sys/uio.h>
 #include <cmocka.h>
 
-#include "weft_test.h"
-
-/* The backend of the suite being run: WEFT_IO_URING or WEFT_IO_EPOLL. */
-static int backend;
-
-/*
- * Starts a runtime of `workers` on the suite's backend, checks that it got
- * that backend, runs fn(arg) as a task and frees the runtime. Returns fn's
- * value.
- */
-static int run_io(unsigned workers, int (*fn)(void *), void *arg)
-{
-	weft_config c = wt_cfg(workers);
-	weft_rt *rt = NULL;
-	int r = -12345;
-
-	c.io_backend = (unsigned)backend;
-	assert_int_equal(weft_rt_new(&rt, &c), 0);
-	assert_int_equal(weft_rt_io_backend(rt), backend);
-	assert_int_equal(weft_rt_block_on(rt, fn, arg, &r), 0);
-	weft_rt_free(rt);
-	assert_int_equal(wt_take_failures(), 0);
-	return r;
-}
+#include "weft_test_io.h"
 
 /* The test's temporary directory. */
 static char tmpdir[64];
@@ -283,7 +260,7 @@ static int big_root(void *arg)
 static void test_big_file(void **state)
 {
 	(void)state;
-	assert_int_equal(run_io(4, big_root, NULL), 0);
+	assert_int_equal(wt_run_io(4, big_root, NULL), 0);
 }
 
 /*
@@ -378,7 +355,7 @@ static int names_root(void *arg)
 static void test_names(void **state)
 {
 	(void)state;
-	assert_int_equal(run_io(2, names_root, NULL), 0);
+	assert_int_equal(wt_run_io(2, names_root, NULL), 0);
 }
 
 /*
@@ -428,7 +405,7 @@ static int offset_root(void *arg)
 static void test_file_offset(void **state)
 {
 	(void)state;
-	assert_int_equal(run_io(2, offset_root, NULL), 0);
+	assert_int_equal(wt_run_io(2, offset_root, NULL), 0);
 }
 
 static void test_plain_thread(void **state)
@@ -456,24 +433,6 @@ static void test_plain_thread(void **state)
 	assert_int_equal(weft_unlink(path), 0);
 }
 
-/* Whether io_uring can be set up here (else its half is skipped). */
-static bool uring_available(void)
-{
-	weft_config c = wt_cfg(1);
-	weft_rt *rt = NULL;
-	int rc;
-
-	c.io_backend = WEFT_IO_URING;
-	rc = weft_rt_new(&rt, &c);
-	if (rc) {
-		printf("note: io_uring unavailable (%s): skipping the "
-		       "io_uring half\n", strerror(-rc));
-		return false;
-	}
-	weft_rt_free(rt);
-	return true;
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -482,18 +441,6 @@ int main(void)
 		cmocka_unit_test(test_file_offset),
 		cmocka_unit_test(test_plain_thread),
 	};
-	int failed = 0;
 
-	unsetenv("WEFT_IO");
-	if (uring_available()) {
-		backend = WEFT_IO_URING;
-		printf("fs: backend io_uring\n");
-		failed += cmocka_run_group_tests_name("fs/uring", tests, setup,
-						      teardown);
-	}
-	backend = WEFT_IO_EPOLL;
-	printf("fs: backend epoll\n");
-	failed += cmocka_run_group_tests_name("fs/epoll", tests, setup,
-					      teardown);
-	return failed;
+	return WT_RUN_BOTH_BACKENDS("fs", tests, setup, teardown);
 }

@@ -50,56 +50,7 @@
 #include <sys/uio.h>
 #include <cmocka.h>
 
-#include "weft_test.h"
-
-/* The backend of the suite being run: WEFT_IO_URING or WEFT_IO_EPOLL. */
-static int backend;
-
-/*
- * Starts a runtime of `workers` on the suite's backend, checks that it got
- * that backend, runs fn(arg) as a task and frees the runtime. Returns fn's
- * value.
- */
-static int run_io(unsigned workers, int (*fn)(void *), void *arg)
-{
-	weft_config c = wt_cfg(workers);
-	weft_rt *rt = NULL;
-	int r = -12345;
-
-	c.io_backend = (unsigned)backend;
-	assert_int_equal(weft_rt_new(&rt, &c), 0);
-	assert_int_equal(weft_rt_io_backend(rt), backend);
-	assert_int_equal(weft_rt_block_on(rt, fn, arg, &r), 0);
-	weft_rt_free(rt);
-	assert_int_equal(wt_take_failures(), 0);
-	return r;
-}
-
-/* A bound on waits that only a bug makes long: the task's call then fails
- * with -ETIMEDOUT instead of hanging until ctest's timeout. */
-#define BUG_BOUND WT_SCALE(20 * WT_SEC, 100 * WT_SEC)
-
-/* The byte at offset i of stream `s`. */
-static unsigned char pat(unsigned s, size_t i)
-{
-	return (unsigned char)(wt_seed(s, i / 8) >> (8 * (i % 8)));
-}
-
-static void fill(unsigned char *p, size_t n, unsigned s, size_t off)
-{
-	for (size_t i = 0; i < n; i++)
-		p[i] = pat(s, off + i);
-}
-
-/* The first offset in p[0..n) that differs from stream s, or n. */
-static size_t mismatch(const unsigned char *p, size_t n, unsigned s,
-		       size_t off)
-{
-	for (size_t i = 0; i < n; i++)
-		if (p[i] != pat(s, off + i))
-			return i;
-	return n;
-}
+#include "weft_test_io.h"
 
 /* Whether every byte of p[0..n) is c. */
 static bool all_bytes(const unsigned char *p, size_t n, unsigned char c)
@@ -108,23 +59,6 @@ static bool all_bytes(const unsigned char *p, size_t n, unsigned char c)
 		if (p[i] != c)
 			return false;
 	return true;
-}
-
-/* A connected TCP loopback pair made through weft: *a connected, *b
- * accepted. */
-static void tcp_pair(int *a, int *b)
-{
-	int lfd = weft_tcp_listen("127.0.0.1", 0, 4), port;
-
-	*a = *b = -1;
-	WT_CHECK(lfd >= 0);
-	port = weft_local_port(lfd);
-	WT_CHECK(port > 0);
-	*a = weft_tcp_connect("127.0.0.1", (uint16_t)port);
-	WT_CHECK(*a >= 0);
-	*b = weft_accept(lfd, NULL, NULL);
-	WT_CHECK(*b >= 0);
-	WT_CHECK_EQ(weft_close(lfd), 0);
 }
 
 /*
@@ -158,7 +92,7 @@ static int big_writer(void *arg)
 
 	if (!buf)
 		return -ENOMEM;
-	fill(buf, PIPE_BIG, 11, 0);
+	wt_fill(buf, PIPE_BIG, 11, 0);
 	WT_CHECK_EQ(weft_write_all(p->wfd, buf, PIPE_BIG), PIPE_BIG);
 	free(buf);
 	return 0;
@@ -203,7 +137,7 @@ static int pipes_root(void *arg)
 		return -ENOMEM;
 	WT_CHECK_EQ(weft_spawn(&t, big_writer, &p), 0);
 	WT_CHECK_EQ(weft_read_exact(p.rfd, big, PIPE_BIG), PIPE_BIG);
-	WT_CHECK_EQ(mismatch(big, PIPE_BIG, 11, 0), PIPE_BIG);
+	WT_CHECK_EQ(wt_mismatch(big, PIPE_BIG, 11, 0), PIPE_BIG);
 	WT_CHECK_EQ(weft_join(t, &r), 0);
 	WT_CHECK_EQ(r, 0);
 
@@ -221,8 +155,8 @@ static int pipes_root(void *arg)
 static void test_pipes(void **state)
 {
 	(void)state;
-	assert_int_equal(run_io(2, pipes_root, NULL), 0);
-	assert_int_equal(run_io(1, pipes_root, NULL), 0);
+	assert_int_equal(wt_run_io(2, pipes_root, NULL), 0);
+	assert_int_equal(wt_run_io(1, pipes_root, NULL), 0);
 }
 
 /*
@@ -275,8 +209,8 @@ static int poll_root(void *arg)
 static void test_poll_pipe(void **state)
 {
 	(void)state;
-	assert_int_equal(run_io(2, poll_root, NULL), 0);
-	assert_int_equal(run_io(1, poll_root, NULL), 0);
+	assert_int_equal(wt_run_io(2, poll_root, NULL), 0);
+	assert_int_equal(wt_run_io(1, poll_root, NULL), 0);
 }
 
 /*
@@ -312,7 +246,7 @@ static void watchdog_start(struct watchdog *w, int a, int b)
 {
 	w->fd[0] = a;
 	w->fd[1] = b;
-	w->ns = BUG_BOUND;
+	w->ns = WT_BUG_BOUND;
 	atomic_store(&w->done, 0);
 	atomic_store(&w->fired, 0);
 	assert_int_equal(pthread_create(&w->th, NULL, watchdog_main, w), 0);
@@ -360,7 +294,7 @@ static int sp_waiter(void *arg)
 		if (!big)
 			return -ENOMEM;
 		WT_CHECK_EQ(weft_read_exact(a->fd[0], big, SP_BIG), SP_BIG);
-		WT_CHECK_EQ(mismatch(big, SP_BIG, 5, 0), SP_BIG);
+		WT_CHECK_EQ(wt_mismatch(big, SP_BIG, 5, 0), SP_BIG);
 		free(big);
 		return 0;
 	}
@@ -378,7 +312,7 @@ static int sp_writer(void *arg)
 		big = malloc(SP_BIG);
 		if (!big)
 			return -ENOMEM;
-		fill(big, SP_BIG, 5, 0);
+		wt_fill(big, SP_BIG, 5, 0);
 		WT_CHECK_EQ(weft_write_all(a->fd[1], big, SP_BIG), SP_BIG);
 		free(big);
 		return 0;
@@ -431,7 +365,7 @@ static void test_blocking_socketpair(void **state)
 			fl = fcntl(a.fd[0], F_GETFL);
 			assert_int_equal(!!(fl & O_NONBLOCK), nb);
 			watchdog_start(&wd, a.fd[0], a.fd[1]);
-			assert_int_equal(run_io(1, sp_root, &a), 0);
+			assert_int_equal(wt_run_io(1, sp_root, &a), 0);
 			watchdog_stop(&wd);
 			close(a.fd[0]);
 			close(a.fd[1]);
@@ -471,7 +405,7 @@ static int misc_root(void *arg)
 
 	(void)arg;
 	for (size_t i = 0; i < sizeof(hows) / sizeof(hows[0]); i++) {
-		tcp_pair(&a, &b);
+		wt_tcp_pair(&a, &b);
 		s.fd = a;
 		atomic_store(&s.waiting, 0);
 		WT_CHECK_EQ(weft_spawn(&t, stopped_reader, &s), 0);
@@ -484,7 +418,7 @@ static int misc_root(void *arg)
 		weft_close(b);
 	}
 
-	tcp_pair(&a, &b);
+	wt_tcp_pair(&a, &b);
 	ev = weft_poll(a, POLLIN | POLLOUT);
 	WT_CHECK(ev > 0 && (ev & POLLOUT) && !(ev & POLLIN));
 	WT_CHECK_EQ(weft_send(b, "peek", 4, 0), 4);
@@ -513,7 +447,7 @@ static int misc_root(void *arg)
 static void test_misc(void **state)
 {
 	(void)state;
-	assert_int_equal(run_io(2, misc_root, NULL), 0);
+	assert_int_equal(wt_run_io(2, misc_root, NULL), 0);
 }
 
 /*
@@ -574,7 +508,7 @@ static int waitall_root(void *arg)
 static void test_recv_waitall(void **state)
 {
 	(void)state;
-	assert_int_equal(run_io(2, waitall_root, NULL), 0);
+	assert_int_equal(wt_run_io(2, waitall_root, NULL), 0);
 }
 
 /*
@@ -599,14 +533,14 @@ static int deadline_case(int rfd, int wfd, int how)
 		r = weft_poll(rfd, POLLIN);
 	WT_CHECK_EQ(r, -ETIMEDOUT);
 	WT_CHECK_EQ(weft_timeout_end(), 1);
-	fill(buf, 64, 77, 0);
+	wt_fill(buf, 64, 77, 0);
 	WT_CHECK_EQ(weft_write_all(wfd, buf, 64), 64);
 	memset(buf, 0xa5, 64);
 	/* Not expired: the data is there. */
-	WT_CHECK_EQ(weft_timeout_begin(BUG_BOUND), 0);
+	WT_CHECK_EQ(weft_timeout_begin(WT_BUG_BOUND), 0);
 	WT_CHECK_EQ(weft_read_exact(rfd, buf, 64), 64);
 	WT_CHECK_EQ(weft_timeout_end(), 0);
-	WT_CHECK_EQ(mismatch(buf, 64, 77, 0), 64);
+	WT_CHECK_EQ(wt_mismatch(buf, 64, 77, 0), 64);
 	free(buf);
 	return 0;
 }
@@ -617,7 +551,7 @@ static int deadline_root(void *arg)
 
 	(void)arg;
 	for (int how = 0; how < 3; how++) {
-		tcp_pair(&a, &b);
+		wt_tcp_pair(&a, &b);
 		WT_CHECK_EQ(deadline_case(a, b, how), 0);
 		WT_CHECK_EQ(deadline_case(b, a, how), 0);
 		weft_close(a);
@@ -633,8 +567,8 @@ static int deadline_root(void *arg)
 static void test_read_deadline(void **state)
 {
 	(void)state;
-	assert_int_equal(run_io(2, deadline_root, NULL), 0);
-	assert_int_equal(run_io(1, deadline_root, NULL), 0);
+	assert_int_equal(wt_run_io(2, deadline_root, NULL), 0);
+	assert_int_equal(wt_run_io(1, deadline_root, NULL), 0);
 }
 
 /*
@@ -691,7 +625,7 @@ static int canary_root(void *arg)
 		weft_task *t;
 
 		if (kind == 0) {
-			tcp_pair(&a, &b);
+			wt_tcp_pair(&a, &b);
 		} else {
 			WT_CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM |
 					       (kind == 2 ? SOCK_NONBLOCK : 0),
@@ -715,7 +649,7 @@ static int canary_root(void *arg)
 		WT_CHECK_EQ(weft_join(t, &r), 0);
 		WT_CHECK_EQ(r, -ECANCELED);
 		/* Now the data arrives: it must not reach c.buf. */
-		fill(check, CAN_N, i, 0);
+		wt_fill(check, CAN_N, i, 0);
 		WT_CHECK_EQ(weft_write_all(b, check, CAN_N), CAN_N);
 		WT_CHECK_EQ(weft_sleep(WT_MS), 0);
 		if (!all_bytes(c.buf, CAN_N, CANARY)) {
@@ -726,10 +660,10 @@ static int canary_root(void *arg)
 		}
 		/* Nothing consumed: a new read gets every byte. */
 		memset(check, 0, CAN_N);
-		WT_CHECK_EQ(weft_timeout_begin(BUG_BOUND), 0);
+		WT_CHECK_EQ(weft_timeout_begin(WT_BUG_BOUND), 0);
 		WT_CHECK_EQ(weft_read_exact(a, check, CAN_N), CAN_N);
 		WT_CHECK_EQ(weft_timeout_end(), 0);
-		WT_CHECK_EQ(mismatch(check, CAN_N, i, 0), CAN_N);
+		WT_CHECK_EQ(wt_mismatch(check, CAN_N, i, 0), CAN_N);
 		weft_close(a);
 		weft_close(b);
 	}
@@ -741,18 +675,18 @@ static int canary_root(void *arg)
 static void test_cancel_canary_tcp(void **state)
 {
 	(void)state;
-	assert_int_equal(run_io(2, canary_root, (void *)0), 0);
-	assert_int_equal(run_io(1, canary_root, (void *)0), 0);
-	assert_int_equal(run_io(4, canary_root, (void *)0), 0);
+	assert_int_equal(wt_run_io(2, canary_root, (void *)0), 0);
+	assert_int_equal(wt_run_io(1, canary_root, (void *)0), 0);
+	assert_int_equal(wt_run_io(4, canary_root, (void *)0), 0);
 }
 
 static void test_cancel_canary_socketpair(void **state)
 {
 	(void)state;
-	assert_int_equal(run_io(2, canary_root, (void *)1), 0);
-	assert_int_equal(run_io(1, canary_root, (void *)1), 0);
-	assert_int_equal(run_io(2, canary_root, (void *)2), 0);
-	assert_int_equal(run_io(1, canary_root, (void *)2), 0);
+	assert_int_equal(wt_run_io(2, canary_root, (void *)1), 0);
+	assert_int_equal(wt_run_io(1, canary_root, (void *)1), 0);
+	assert_int_equal(wt_run_io(2, canary_root, (void *)2), 0);
+	assert_int_equal(wt_run_io(1, canary_root, (void *)2), 0);
 }
 
 /*
@@ -841,7 +775,7 @@ static void test_errno_migration(void **state)
 	/* A fresh runtime each round: how tasks settle on the workers
 	 * decides how often they move. */
 	for (int i = 0; i < ERRNO_ROUNDS; i++)
-		assert_int_equal(run_io(4, errno_root, NULL), 0);
+		assert_int_equal(wt_run_io(4, errno_root, NULL), 0);
 }
 
 /*
@@ -874,7 +808,7 @@ static void test_epipe_pipe(void **state)
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = SIG_DFL;
 	assert_int_equal(sigaction(SIGPIPE, &sa, &old), 0);
-	assert_int_equal(run_io(2, epipe_root, NULL), 0);
+	assert_int_equal(wt_run_io(2, epipe_root, NULL), 0);
 }
 
 /* Bad input. */
@@ -904,7 +838,7 @@ static void test_bad_input(void **state)
 	char c;
 
 	(void)state;
-	assert_int_equal(run_io(2, bad_root, NULL), 0);
+	assert_int_equal(wt_run_io(2, bad_root, NULL), 0);
 	/* The same from a plain thread. */
 	assert_int_equal(weft_read(-1, &c, 1), -EBADF);
 	assert_int_equal(weft_write(-1, &c, 1), -EBADF);
@@ -924,16 +858,16 @@ static void test_backend_config(void **state)
 	assert_int_equal(setenv("WEFT_IO", "bogus", 1), 0);
 	assert_int_equal(weft_rt_new(&rt, &c), -EINVAL);
 	/* An explicit backend does not read the environment. */
-	c.io_backend = (unsigned)backend;
+	c.io_backend = wt_backend;
 	assert_int_equal(weft_rt_new(&rt, &c), 0);
-	assert_int_equal(weft_rt_io_backend(rt), backend);
+	assert_int_equal(weft_rt_io_backend(rt), (int)wt_backend);
 	weft_rt_free(rt);
 	/* AUTO follows WEFT_IO. */
 	c.io_backend = WEFT_IO_AUTO;
-	assert_int_equal(setenv("WEFT_IO", backend == WEFT_IO_URING ?
+	assert_int_equal(setenv("WEFT_IO", wt_backend == WEFT_IO_URING ?
 						   "uring" : "epoll", 1), 0);
 	assert_int_equal(weft_rt_new(&rt, &c), 0);
-	assert_int_equal(weft_rt_io_backend(rt), backend);
+	assert_int_equal(weft_rt_io_backend(rt), (int)wt_backend);
 	weft_rt_free(rt);
 	assert_int_equal(unsetenv("WEFT_IO"), 0);
 	assert_int_equal(weft_rt_new(&rt, &c), 0);
@@ -996,7 +930,7 @@ static void plain_pair(bool nonblock)
 	wt_nap(2 * WT_MS); /* the thread is (most likely) in read() */
 	ev = weft_poll(sv[0], POLLOUT);
 	assert_true(ev > 0 && (ev & POLLOUT));
-	fill(out, 100000, 3, 0);
+	wt_fill(out, 100000, 3, 0);
 	/* In 10 pieces so that neither side's buffer fills up. */
 	for (size_t off = 0; off < 100000; off += 10000) {
 		assert_int_equal(weft_write_all(sv[0], out + off, 10000), 10000);
@@ -1004,7 +938,7 @@ static void plain_pair(bool nonblock)
 	}
 	assert_int_equal(pthread_join(th, NULL), 0);
 	assert_int_equal(atomic_load(&p.failures), 0);
-	assert_int_equal(mismatch(in, 100000, 3, 0), 100000);
+	assert_int_equal(wt_mismatch(in, 100000, 3, 0), 100000);
 	/* End of stream from the thread's side. */
 	assert_int_equal(weft_close(sv[1]), 0);
 	assert_int_equal(weft_read(sv[0], in, 10), 0);
@@ -1021,29 +955,11 @@ static void test_plain_threads(void **state)
 	(void)state;
 	plain_pair(false);
 	plain_pair(true);
-	c.io_backend = (unsigned)backend;
+	c.io_backend = wt_backend;
 	assert_int_equal(weft_rt_new(&rt, &c), 0);
 	plain_pair(false);
 	plain_pair(true);
 	weft_rt_free(rt);
-}
-
-/* Whether io_uring can be set up here (else its half is skipped). */
-static bool uring_available(void)
-{
-	weft_config c = wt_cfg(1);
-	weft_rt *rt = NULL;
-	int rc;
-
-	c.io_backend = WEFT_IO_URING;
-	rc = weft_rt_new(&rt, &c);
-	if (rc) {
-		printf("note: io_uring unavailable (%s): skipping the "
-		       "io_uring half\n", strerror(-rc));
-		return false;
-	}
-	weft_rt_free(rt);
-	return true;
 }
 
 int main(void)
@@ -1063,17 +979,6 @@ int main(void)
 		cmocka_unit_test(test_backend_config),
 		cmocka_unit_test(test_plain_threads),
 	};
-	int failed = 0;
 
-	unsetenv("WEFT_IO");
-	if (uring_available()) {
-		backend = WEFT_IO_URING;
-		printf("io: backend io_uring\n");
-		failed += cmocka_run_group_tests_name("io/uring", tests, NULL,
-						      NULL);
-	}
-	backend = WEFT_IO_EPOLL;
-	printf("io: backend epoll\n");
-	failed += cmocka_run_group_tests_name("io/epoll", tests, NULL, NULL);
-	return failed;
+	return WT_RUN_BOTH_BACKENDS("io", tests, NULL, NULL);
 }

@@ -48,62 +48,22 @@
 #include <sys/wait.h>
 #include <cmocka.h>
 
-#include "weft_test.h"
-
-/* The backend of the suite being run: WEFT_IO_URING or WEFT_IO_EPOLL. */
-static int backend;
+#include "weft_test_io.h"
 
 /*
- * Starts a runtime of `workers` on the suite's backend (with io_entries
- * SQ entries per ring, 0 = default), checks that it got that backend, runs
- * fn(arg) as a task and frees the runtime. Returns fn's value.
+ * wt_run_io (weft_test_io.h) on rings of `entries` SQ entries (0 = the
+ * default size).
  */
 static int run_io_entries(unsigned workers, unsigned entries,
 			  int (*fn)(void *), void *arg)
 {
 	weft_config c = wt_cfg(workers);
 	weft_rt *rt = NULL;
-	int r = -12345;
 
-	c.io_backend = (unsigned)backend;
+	c.io_backend = wt_backend;
 	c.io_entries = entries;
 	assert_int_equal(weft_rt_new(&rt, &c), 0);
-	assert_int_equal(weft_rt_io_backend(rt), backend);
-	assert_int_equal(weft_rt_block_on(rt, fn, arg, &r), 0);
-	weft_rt_free(rt);
-	assert_int_equal(wt_take_failures(), 0);
-	return r;
-}
-
-static int run_io(unsigned workers, int (*fn)(void *), void *arg)
-{
-	return run_io_entries(workers, 0, fn, arg);
-}
-
-/* A bound on waits that only a bug makes long: the task's call then fails
- * with -ETIMEDOUT instead of hanging until ctest's timeout. */
-#define BUG_BOUND WT_SCALE(20 * WT_SEC, 100 * WT_SEC)
-
-/* The byte at offset i of stream `s`. */
-static unsigned char pat(unsigned s, size_t i)
-{
-	return (unsigned char)(wt_seed(s, i / 8) >> (8 * (i % 8)));
-}
-
-static void fill(unsigned char *p, size_t n, unsigned s, size_t off)
-{
-	for (size_t i = 0; i < n; i++)
-		p[i] = pat(s, off + i);
-}
-
-/* The first offset in p[0..n) that differs from stream s, or n. */
-static size_t mismatch(const unsigned char *p, size_t n, unsigned s,
-		       size_t off)
-{
-	for (size_t i = 0; i < n; i++)
-		if (p[i] != pat(s, off + i))
-			return i;
-	return n;
+	return wt_run_io_rt(rt, fn, arg);
 }
 
 static int listen_any(int *port)
@@ -114,19 +74,6 @@ static int listen_any(int *port)
 	*port = weft_local_port(lfd);
 	WT_CHECK(*port > 0);
 	return lfd;
-}
-
-/* A connected TCP loopback pair made through weft: *a connected, *b
- * accepted. */
-static void tcp_pair(int *a, int *b)
-{
-	int port, lfd = listen_any(&port);
-
-	*a = weft_tcp_connect("127.0.0.1", (uint16_t)port);
-	WT_CHECK(*a >= 0);
-	*b = weft_accept(lfd, NULL, NULL);
-	WT_CHECK(*b >= 0);
-	WT_CHECK_EQ(weft_close(lfd), 0);
 }
 
 /* Entries of /proc/self/fd (the directory's own fd included, every time). */
@@ -249,7 +196,7 @@ static int echo_writer(void *arg)
 
 		if (n > ECHO_BYTES - off)
 			n = ECHO_BYTES - off;
-		fill(buf, n, c->id, off);
+		wt_fill(buf, n, c->id, off);
 		WT_CHECK_EQ(weft_write_all(c->fd, buf, n), n);
 		off += n;
 		if (wt_below(&rng, 8) == 0)
@@ -280,7 +227,7 @@ static int echo_client_main(void *arg)
 	WT_CHECK_EQ(weft_spawn(&w, echo_writer, c), 0);
 	while ((r = weft_read(c->fd, buf, 1 + (c->id * 997 + off) % 65536)) >
 	       0) {
-		size_t bad = mismatch(buf, (size_t)r, c->id, off);
+		size_t bad = wt_mismatch(buf, (size_t)r, c->id, off);
 
 		if (bad != (size_t)r) {
 			fprintf(stderr, "echo: connection %u: byte %zu "
@@ -330,7 +277,7 @@ static void test_echo_many(void **state)
 	(void)state;
 	atomic_store(&echoed, 0);
 	atomic_store(&verified, 0);
-	assert_int_equal(run_io(4, echo_root, NULL), 0);
+	assert_int_equal(wt_run_io(4, echo_root, NULL), 0);
 	assert_int_equal(atomic_load(&echoed),
 			 (long)ECHO_CONNS * ECHO_BYTES);
 	assert_int_equal(atomic_load(&verified),
@@ -377,7 +324,7 @@ static int resetter(void *arg)
 	char c;
 
 	if (a->how == 0) {
-		fill(buf, sizeof(buf), 1, 0);
+		wt_fill(buf, sizeof(buf), 1, 0);
 		WT_CHECK_EQ(weft_write_all(a->fd, buf, sizeof(buf)),
 			    sizeof(buf));
 		WT_TASK_WAIT(atomic_load(&a->waiting));
@@ -405,7 +352,7 @@ static int reset_root(void *arg)
 		ssize_t n = 0, got = 0;
 		long i;
 
-		tcp_pair(&me, &a.fd);
+		wt_tcp_pair(&me, &a.fd);
 		WT_CHECK_EQ(weft_spawn(&t, resetter, &a), 0);
 		if (how == 0) {
 			/* The first 1000 bytes arrive; then we wait. */
@@ -444,7 +391,7 @@ static int reset_root(void *arg)
 static void test_peer_reset(void **state)
 {
 	(void)state;
-	assert_int_equal(run_io(2, reset_root, NULL), 0);
+	assert_int_equal(wt_run_io(2, reset_root, NULL), 0);
 }
 
 /*
@@ -462,7 +409,7 @@ static int closed_peer_root(void *arg)
 		ssize_t n = 0;
 		int i;
 
-		tcp_pair(&me, &peer);
+		wt_tcp_pair(&me, &peer);
 		WT_CHECK_EQ(weft_close(peer), 0);
 		for (i = 0; i < 2000; i++) {
 			n = how == 0 ? weft_write(me, "abc", 3)
@@ -490,7 +437,7 @@ static void test_write_closed_peer(void **state)
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = SIG_DFL;
 	assert_int_equal(sigaction(SIGPIPE, &sa, NULL), 0);
-	assert_int_equal(run_io(2, closed_peer_root, NULL), 0);
+	assert_int_equal(wt_run_io(2, closed_peer_root, NULL), 0);
 	assert_int_equal(sigaction(SIGPIPE, NULL, &sa), 0);
 	assert_true(sa.sa_handler == SIG_IGN);
 }
@@ -513,7 +460,7 @@ static int handler_kept_root(void *arg)
 	ssize_t n = 0;
 
 	(void)arg;
-	tcp_pair(&me, &peer);
+	wt_tcp_pair(&me, &peer);
 	WT_CHECK_EQ(weft_close(peer), 0);
 	for (i = 0; i < 2000; i++) {
 		n = weft_send(me, "abc", 3, 0);
@@ -538,7 +485,7 @@ static int handler_kept_child(void)
 	sa.sa_handler = on_sigpipe;
 	if (sigaction(SIGPIPE, &sa, NULL))
 		return 10;
-	c.io_backend = (unsigned)backend;
+	c.io_backend = wt_backend;
 	if (weft_rt_new(&rt, &c))
 		return 11;
 	if (sigaction(SIGPIPE, NULL, &sa) || sa.sa_handler != on_sigpipe)
@@ -646,7 +593,7 @@ static int accept_cancel_root(void *arg)
 			}
 		WT_CHECK_EQ(*c.len, sizeof(*c.addr));
 		/* The connection waits for the next accept. */
-		WT_CHECK_EQ(weft_timeout_begin(BUG_BOUND), 0);
+		WT_CHECK_EQ(weft_timeout_begin(WT_BUG_BOUND), 0);
 		afd = weft_accept(c.lfd, (struct sockaddr *)&sin, &slen);
 		WT_CHECK_EQ(weft_timeout_end(), 0);
 		WT_CHECK(afd >= 0);
@@ -671,8 +618,8 @@ static int accept_cancel_root(void *arg)
 static void test_accept_cancel(void **state)
 {
 	(void)state;
-	assert_int_equal(run_io(2, accept_cancel_root, NULL), 0);
-	assert_int_equal(run_io(1, accept_cancel_root, NULL), 0);
+	assert_int_equal(wt_run_io(2, accept_cancel_root, NULL), 0);
+	assert_int_equal(wt_run_io(1, accept_cancel_root, NULL), 0);
 }
 
 /*
@@ -727,7 +674,7 @@ static int emfile_root(void *arg)
 	/* The server recovers once fds are free. */
 	for (i = 0; i < 4; i++)
 		WT_CHECK_EQ(weft_close(ac[i]), 0);
-	WT_CHECK_EQ(weft_timeout_begin(BUG_BOUND), 0);
+	WT_CHECK_EQ(weft_timeout_begin(WT_BUG_BOUND), 0);
 	afd = weft_accept(lfd, NULL, NULL);
 	WT_CHECK_EQ(weft_timeout_end(), 0);
 	WT_CHECK(afd >= 0);
@@ -777,13 +724,13 @@ static int emfile_child(void)
 	emfile_limit = (int)rl.rlim_cur;
 	if (setrlimit(RLIMIT_NOFILE, &rl))
 		return 22;
-	c.io_backend = (unsigned)backend;
+	c.io_backend = wt_backend;
 	rc = weft_rt_new(&rt, &c);
 	if (rc) {
 		fprintf(stderr, "emfile child: weft_rt_new: %d\n", rc);
 		return 23;
 	}
-	if (weft_rt_io_backend(rt) != backend)
+	if (weft_rt_io_backend(rt) != (int)wt_backend)
 		return 24;
 	if (weft_rt_block_on(rt, emfile_root, NULL, &r))
 		return 25;
@@ -875,7 +822,7 @@ static void test_conn_churn(void **state)
 {
 	(void)state;
 	atomic_store(&churned, 0);
-	assert_int_equal(run_io(4, churn_root, NULL), 0);
+	assert_int_equal(wt_run_io(4, churn_root, NULL), 0);
 	assert_int_equal(atomic_load(&churned),
 			 CHURN / CHURN_CLIENTS * CHURN_CLIENTS);
 }
@@ -906,8 +853,8 @@ static int udp_receiver(void *arg)
 		n = weft_recvfrom(u->fd, buf, sizeof(buf), 0,
 				  (struct sockaddr *)&from, &len);
 		WT_CHECK_EQ(n, 100 + i * 50);
-		WT_CHECK_EQ(mismatch(buf, (size_t)(n > 0 ? n : 0), 40 + i, 0),
-			    n);
+		WT_CHECK_EQ(wt_mismatch(buf, (size_t)(n > 0 ? n : 0), 40 + i,
+					0), n);
 		WT_CHECK_EQ(len, sizeof(from));
 		WT_CHECK_EQ(from.sin_family, AF_INET);
 		WT_CHECK_EQ(ntohs(from.sin_port), u->peer_port);
@@ -939,7 +886,7 @@ static int udp_root(void *arg)
 	for (int i = 0; i < DGRAMS; i++) {
 		size_t n = 100 + (size_t)i * 50;
 
-		fill(buf, n, 40 + (unsigned)i, 0);
+		wt_fill(buf, n, 40 + (unsigned)i, 0);
 		WT_CHECK_EQ(weft_sendto(s, buf, n, 0, (struct sockaddr *)&to,
 					sizeof(to)), n);
 		if (i % 4 == 0)
@@ -964,7 +911,7 @@ static int udp_root(void *arg)
 static void test_udp(void **state)
 {
 	(void)state;
-	assert_int_equal(run_io(2, udp_root, NULL), 0);
+	assert_int_equal(wt_run_io(2, udp_root, NULL), 0);
 }
 
 /* Unix-domain sockets in a temporary directory. */
@@ -996,7 +943,7 @@ static int unix_writer(void *arg)
 
 	if (!buf)
 		return -ENOMEM;
-	fill(buf, UNIX_BYTES, 8, 0);
+	wt_fill(buf, UNIX_BYTES, 8, 0);
 	WT_CHECK_EQ(weft_write_all(fd, buf, UNIX_BYTES), UNIX_BYTES);
 	WT_CHECK_EQ(weft_shutdown(fd, SHUT_WR), 0);
 	free(buf);
@@ -1039,7 +986,7 @@ static int unix_root(void *arg)
 			    0);
 		memset(buf, 0, UNIX_BYTES);
 		WT_CHECK_EQ(weft_read_exact(fd, buf, UNIX_BYTES), UNIX_BYTES);
-		WT_CHECK_EQ(mismatch(buf, UNIX_BYTES, 8, 0), UNIX_BYTES);
+		WT_CHECK_EQ(wt_mismatch(buf, UNIX_BYTES, 8, 0), UNIX_BYTES);
 		WT_CHECK_EQ(weft_read(fd, buf, 1), 0);
 		WT_CHECK_EQ(weft_join(w, &r), 0);
 		WT_CHECK_EQ(r, 0);
@@ -1115,7 +1062,7 @@ static void test_unix(void **state)
 	(void)state;
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/weft_net_XXXXXX");
 	assert_non_null(mkdtemp(tmpdir));
-	assert_int_equal(run_io(2, unix_root, NULL), 0);
+	assert_int_equal(wt_run_io(2, unix_root, NULL), 0);
 	assert_int_equal(rmdir(tmpdir), 0);
 }
 
@@ -1208,7 +1155,7 @@ static int bad_root(void *arg)
 		weft_close(fd);
 	}
 	for (waited = 0;
-	     atomic_load(&reuse_accepted) < 16 && waited < BUG_BOUND;
+	     atomic_load(&reuse_accepted) < 16 && waited < WT_BUG_BOUND;
 	     waited += WT_MS)
 		WT_CHECK_EQ(weft_sleep(WT_MS), 0);
 	WT_CHECK_EQ(atomic_load(&reuse_accepted), 16);
@@ -1239,7 +1186,7 @@ static int bad_root(void *arg)
 static void test_bad_input(void **state)
 {
 	(void)state;
-	assert_int_equal(run_io(1, bad_root, NULL), 0);
+	assert_int_equal(wt_run_io(1, bad_root, NULL), 0);
 }
 
 /* Plain threads: listen, connect, accept and I/O are the system calls. */
@@ -1267,24 +1214,6 @@ static void test_plain_thread(void **state)
 			 -ECONNREFUSED);
 }
 
-/* Whether io_uring can be set up here (else its half is skipped). */
-static bool uring_available(void)
-{
-	weft_config c = wt_cfg(1);
-	weft_rt *rt = NULL;
-	int rc;
-
-	c.io_backend = WEFT_IO_URING;
-	rc = weft_rt_new(&rt, &c);
-	if (rc) {
-		printf("note: io_uring unavailable (%s): skipping the "
-		       "io_uring half\n", strerror(-rc));
-		return false;
-	}
-	weft_rt_free(rt);
-	return true;
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1301,17 +1230,6 @@ int main(void)
 		cmocka_unit_test(test_bad_input),
 		cmocka_unit_test(test_plain_thread),
 	};
-	int failed = 0;
 
-	unsetenv("WEFT_IO");
-	if (uring_available()) {
-		backend = WEFT_IO_URING;
-		printf("net: backend io_uring\n");
-		failed += cmocka_run_group_tests_name("net/uring", tests, NULL,
-						      NULL);
-	}
-	backend = WEFT_IO_EPOLL;
-	printf("net: backend epoll\n");
-	failed += cmocka_run_group_tests_name("net/epoll", tests, NULL, NULL);
-	return failed;
+	return WT_RUN_BOTH_BACKENDS("net", tests, NULL, NULL);
 }

@@ -30,42 +30,7 @@
 #include <sys/wait.h>
 #include <cmocka.h>
 
-#include "weft_test.h"
-
-/* --- both backends ------------------------------------------------------ */
-
-static unsigned wt_backend; /* WEFT_IO_URING or WEFT_IO_EPOLL */
-
-static int run_io(unsigned workers, int (*fn)(void *), void *arg)
-{
-	weft_config c = wt_cfg(workers);
-	weft_rt *rt = NULL;
-	int r = -12345;
-
-	c.io_backend = wt_backend;
-	assert_int_equal(weft_rt_new(&rt, &c), 0);
-	assert_int_equal(weft_rt_io_backend(rt), (int)wt_backend);
-	assert_int_equal(weft_rt_block_on(rt, fn, arg, &r), 0);
-	weft_rt_free(rt);
-	assert_int_equal(wt_take_failures(), 0);
-	return r;
-}
-
-static int backend_probe(unsigned kind)
-{
-	weft_config c = wt_cfg(1);
-	weft_rt *rt = NULL;
-	int rc;
-
-	c.io_backend = kind;
-	rc = weft_rt_new(&rt, &c);
-	if (rc == 0) {
-		if (weft_rt_io_backend(rt) != (int)kind)
-			rc = -EPROTO;
-		weft_rt_free(rt);
-	}
-	return rc;
-}
+#include "weft_test_io.h"
 
 /* --- a server task ------------------------------------------------------- */
 
@@ -212,13 +177,13 @@ static int clients_root(void *arg)
 static void test_echo_clients(void **state)
 {
 	(void)state;
-	assert_int_equal(run_io(3, clients_root, (void *)(uintptr_t)0), 0);
+	assert_int_equal(wt_run_io(3, clients_root, (void *)(uintptr_t)0), 0);
 }
 
 static void test_max_connections(void **state)
 {
 	(void)state;
-	assert_int_equal(run_io(3, clients_root, (void *)(uintptr_t)2), 0);
+	assert_int_equal(wt_run_io(3, clients_root, (void *)(uintptr_t)2), 0);
 	printf("max_connections 2: at most %d handlers at once\n",
 	       atomic_load(&max_live));
 }
@@ -353,13 +318,13 @@ static int grace_root(void *arg)
 static void test_cancel_grace(void **state)
 {
 	(void)state;
-	assert_int_equal(run_io(2, grace_root, NULL), 0);
+	assert_int_equal(wt_run_io(2, grace_root, NULL), 0);
 }
 
 static void test_deadline_grace(void **state)
 {
 	(void)state;
-	assert_int_equal(run_io(2, grace_root, (void *)1), 0);
+	assert_int_equal(wt_run_io(2, grace_root, (void *)1), 0);
 }
 
 /* --- EMFILE at accept, in a forked child ------------------------------------ */
@@ -518,7 +483,7 @@ static void test_args(void **state)
 	assert_true(lfd >= 0);
 	assert_int_equal(weft_serve(lfd, never_handler, NULL, NULL), -EPERM);
 	close(lfd);
-	assert_int_equal(run_io(1, args_root, NULL), 0);
+	assert_int_equal(wt_run_io(1, args_root, NULL), 0);
 }
 
 int main(void)
@@ -531,21 +496,6 @@ int main(void)
 		cmocka_unit_test(test_deadline_grace),
 		cmocka_unit_test(test_emfile),
 	};
-	static const unsigned kinds[] = { WEFT_IO_URING, WEFT_IO_EPOLL };
-	static const char *const names[] = { "serve/io_uring", "serve/epoll" };
-	int failed = 0;
 
-	for (int k = 0; k < 2; k++) {
-		int rc = backend_probe(kinds[k]);
-
-		if (rc) {
-			printf("note: %s backend unavailable (%s): skipping "
-			       "that half\n", names[k], weft_strerror(rc));
-			continue;
-		}
-		wt_backend = kinds[k];
-		failed += cmocka_run_group_tests_name(names[k], tests, NULL,
-						      NULL);
-	}
-	return failed;
+	return WT_RUN_BOTH_BACKENDS("serve", tests, NULL, NULL);
 }

@@ -9,11 +9,15 @@
  * expires -ETIMEDOUT, and the signal that comes later is not lost; a plain
  * thread can wait too; several waiters get one signal each; signals that
  * hit the workers do not disturb a task blocked in weft_read; argument
- * checks.
+ * checks. weft_signal_listen, from a plain thread and from a task,
+ * installs the handler without waiting: an occurrence raised before
+ * anyone waits is returned by a later weft_signal_wait, exactly once; it
+ * rejects what weft_signal_wait rejects, installing nothing.
  *
- * The handler is installed by the first weft_signal_wait for a signal; a
- * test raises a signal only once sigaction() shows the handler in place,
- * since the default action of SIGUSR1 would end the test program.
+ * The handler is installed by the first weft_signal_wait (or
+ * weft_signal_listen) for a signal; a test raises a signal only once
+ * sigaction() shows the handler in place, since the default action of
+ * SIGUSR1 would end the test program.
  *
  * Where the signals land: main() blocks SIGUSR1 and SIGUSR2 before it
  * creates any thread, so the workers, the blocking pool and the helper
@@ -41,55 +45,26 @@
 #include <sys/socket.h>
 #include <cmocka.h>
 
-#include "weft_test.h"
+#include "weft_test_io.h"
 
-/* --- both backends ------------------------------------------------------ */
-
-static unsigned wt_backend; /* WEFT_IO_URING or WEFT_IO_EPOLL */
+/* --- a runtime whose workers take SIGUSR1/SIGUSR2 ----------------------- */
 
 static sigset_t usr_signals; /* SIGUSR1, SIGUSR2 */
 
-/* unblocked: the runtime's workers take SIGUSR1/SIGUSR2 too. */
-static int run_io_mask(unsigned workers, int (*fn)(void *), void *arg,
-		       bool unblocked)
+/* wt_run_io (weft_test_io.h) with a runtime whose workers have SIGUSR1 and
+ * SIGUSR2 unblocked, so that they take them too. */
+static int run_io_unblocked(unsigned workers, int (*fn)(void *), void *arg)
 {
 	weft_config c = wt_cfg(workers);
 	weft_rt *rt = NULL;
-	int r = -12345, rc;
-
-	c.io_backend = wt_backend;
-	if (unblocked)
-		pthread_sigmask(SIG_UNBLOCK, &usr_signals, NULL);
-	rc = weft_rt_new(&rt, &c);
-	if (unblocked)
-		pthread_sigmask(SIG_BLOCK, &usr_signals, NULL);
-	assert_int_equal(rc, 0);
-	assert_int_equal(weft_rt_io_backend(rt), (int)wt_backend);
-	assert_int_equal(weft_rt_block_on(rt, fn, arg, &r), 0);
-	weft_rt_free(rt);
-	assert_int_equal(wt_take_failures(), 0);
-	return r;
-}
-
-static int run_io(unsigned workers, int (*fn)(void *), void *arg)
-{
-	return run_io_mask(workers, fn, arg, false);
-}
-
-static int backend_probe(unsigned kind)
-{
-	weft_config c = wt_cfg(1);
-	weft_rt *rt = NULL;
 	int rc;
 
-	c.io_backend = kind;
+	c.io_backend = wt_backend;
+	pthread_sigmask(SIG_UNBLOCK, &usr_signals, NULL);
 	rc = weft_rt_new(&rt, &c);
-	if (rc == 0) {
-		if (weft_rt_io_backend(rt) != (int)kind)
-			rc = -EPROTO;
-		weft_rt_free(rt);
-	}
-	return rc;
+	pthread_sigmask(SIG_BLOCK, &usr_signals, NULL);
+	assert_int_equal(rc, 0);
+	return wt_run_io_rt(rt, fn, arg);
 }
 
 /* --- helpers ---------------------------------------------------------------- */
@@ -220,7 +195,7 @@ static int raise_root(void *arg)
 static void test_raise_while_waiting(void **state)
 {
 	(void)state;
-	assert_int_equal(run_io(2, raise_root, NULL), 0);
+	assert_int_equal(wt_run_io(2, raise_root, NULL), 0);
 }
 
 /* --- delivered before the wait ---------------------------------------------- */
@@ -257,7 +232,7 @@ static int pending_root(void *arg)
 static void test_pending_before_wait(void **state)
 {
 	(void)state;
-	assert_int_equal(run_io(2, pending_root, NULL), 0);
+	assert_int_equal(wt_run_io(2, pending_root, NULL), 0);
 }
 
 /* --- cancellation and deadlines ---------------------------------------------- */
@@ -292,7 +267,7 @@ static int cancel_root(void *arg)
 static void test_cancel_waiter(void **state)
 {
 	(void)state;
-	assert_int_equal(run_io(2, cancel_root, NULL), 0);
+	assert_int_equal(wt_run_io(2, cancel_root, NULL), 0);
 }
 
 /* --- several waiters, one signal each ------------------------------------------ */
@@ -340,7 +315,7 @@ static int many_root(void *arg)
 static void test_many_waiters(void **state)
 {
 	(void)state;
-	assert_int_equal(run_io(3, many_root, NULL), 0);
+	assert_int_equal(wt_run_io(3, many_root, NULL), 0);
 }
 
 /* --- a plain thread waits --------------------------------------------------- */
@@ -433,10 +408,7 @@ static int storm_root(void *arg)
 	atomic_store(&stop_signals, 0);
 	atomic_store(&taken, 0);
 	for (int i = 0; i < 4; i++) {
-		WT_CHECK_EQ(socketpair(AF_UNIX,
-				       SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-				       0, sv[i]),
-			    0);
+		wt_socketpair(sv[i]);
 		WT_CHECK_EQ(weft_spawn(&rd[i], io_reader, &sv[i][1]), 0);
 	}
 	WT_CHECK_EQ(weft_spawn(&taker, storm_taker, NULL), 0);
@@ -462,7 +434,7 @@ static int storm_root(void *arg)
 static void test_storm_io(void **state)
 {
 	(void)state;
-	assert_int_equal(run_io_mask(3, storm_root, NULL, true), 0);
+	assert_int_equal(run_io_unblocked(3, storm_root, NULL), 0);
 }
 
 /* --- arguments ----------------------------------------------------------------- */
@@ -481,6 +453,130 @@ static void test_args(void **state)
 	assert_int_equal(weft_signal_wait(&s), -EINVAL);
 }
 
+/* --- weft_signal_listen ------------------------------------------------ */
+
+/*
+ * Signals that only these tests use, so that the suite's first run sees
+ * weft_signal_listen install their handlers (they stay for the process).
+ * Real-time signals: nothing else sends them, and their default action
+ * ends the program, so a handler that is missing cannot go unnoticed.
+ * They are not blocked anywhere; raise_on_plain_thread() makes a thread
+ * raise one at itself, which runs the handler before raise() returns
+ * (ThreadSanitizer too treats a signal a thread sends itself as
+ * synchronous), so the occurrence is kept before anyone waits.
+ */
+#define SIG_LISTEN_PLAIN (SIGRTMIN + 2) /* listened for on a plain thread */
+#define SIG_LISTEN_TASK (SIGRTMIN + 3)	/* listened for in a task */
+
+static void *raise_main(void *arg)
+{
+	if (raise((int)(intptr_t)arg) != 0)
+		WT_CHECK(0);
+	return NULL;
+}
+
+/* A new plain thread raises signo at itself; returns once it has ended. */
+static void raise_on_plain_thread(int signo)
+{
+	pthread_t th;
+
+	WT_CHECK_EQ(pthread_create(&th, NULL, raise_main,
+				   (void *)(intptr_t)signo), 0);
+	WT_CHECK_EQ(pthread_join(th, NULL), 0);
+}
+
+/* Rejected sets install nothing: not even the valid signal next to
+ * SIGKILL or SIGSTOP. */
+static void listen_bad_sets(void)
+{
+	bool before = handled(SIG_LISTEN_PLAIN);
+	sigset_t s;
+
+	WT_CHECK_EQ(weft_signal_listen(NULL), -EINVAL);
+	sigemptyset(&s);
+	WT_CHECK_EQ(weft_signal_listen(&s), -EINVAL);
+	s = set_of(SIGKILL, 0);
+	WT_CHECK_EQ(weft_signal_listen(&s), -EINVAL);
+	s = set_of(SIGSTOP, 0);
+	WT_CHECK_EQ(weft_signal_listen(&s), -EINVAL);
+	s = set_of(SIG_LISTEN_PLAIN, SIGKILL);
+	WT_CHECK_EQ(weft_signal_listen(&s), -EINVAL);
+	s = set_of(SIG_LISTEN_PLAIN, SIGSTOP);
+	WT_CHECK_EQ(weft_signal_listen(&s), -EINVAL);
+	WT_CHECK_EQ(handled(SIG_LISTEN_PLAIN), before);
+}
+
+static int listen_args_root(void *arg)
+{
+	(void)arg;
+	listen_bad_sets();
+	return 0;
+}
+
+static void test_listen_args(void **state)
+{
+	(void)state;
+	listen_bad_sets(); /* from a plain thread */
+	assert_int_equal(wt_take_failures(), 0);
+	assert_int_equal(wt_run_io(1, listen_args_root, NULL), 0); /* a task */
+}
+
+/* In a task: the one kept occurrence of signo is returned, and only once (a
+ * second wait lasts until its deadline). */
+static void take_once(int signo)
+{
+	sigset_t s = set_of(signo, 0);
+
+	WT_CHECK_EQ(weft_signal_wait(&s), signo);
+	WT_CHECK_EQ(weft_timeout_begin(5 * WT_MS), 0);
+	WT_CHECK_EQ(weft_signal_wait(&s), -ETIMEDOUT);
+	WT_CHECK_EQ(weft_timeout_end(), 1);
+}
+
+static int take_once_root(void *arg)
+{
+	take_once((int)(intptr_t)arg);
+	return 0;
+}
+
+static int listen_task_root(void *arg)
+{
+	sigset_t s = set_of(SIG_LISTEN_TASK, 0);
+
+	(void)arg;
+	WT_CHECK_EQ(weft_signal_listen(&s), 0);
+	WT_CHECK(handled(SIG_LISTEN_TASK));
+	raise_on_plain_thread(SIG_LISTEN_TASK);
+	take_once(SIG_LISTEN_TASK);
+	return 0;
+}
+
+static void test_listen_before_wait(void **state)
+{
+	static bool first_run = true;
+	sigset_t s = set_of(SIG_LISTEN_PLAIN, 0);
+
+	(void)state;
+	/* Nothing installed them before the suite's first run. */
+	if (first_run) {
+		assert_false(handled(SIG_LISTEN_PLAIN));
+		assert_false(handled(SIG_LISTEN_TASK));
+		first_run = false;
+	}
+	/* From a plain thread (this one), no runtime alive: the occurrence
+	 * raised before any runtime or waiter exists is kept for the task
+	 * that waits later. Listening again changes nothing. */
+	assert_int_equal(weft_signal_listen(&s), 0);
+	assert_true(handled(SIG_LISTEN_PLAIN));
+	assert_int_equal(weft_signal_listen(&s), 0);
+	raise_on_plain_thread(SIG_LISTEN_PLAIN);
+	assert_int_equal(wt_take_failures(), 0);
+	assert_int_equal(wt_run_io(2, take_once_root,
+				   (void *)(intptr_t)SIG_LISTEN_PLAIN), 0);
+	/* From a task, the signal raised on a plain thread before the wait. */
+	assert_int_equal(wt_run_io(2, listen_task_root, NULL), 0);
+}
+
 static _Atomic int sink_stop;
 
 static void *sink_main(void *arg)
@@ -496,6 +592,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_args),
+		cmocka_unit_test(test_listen_args),
+		cmocka_unit_test(test_listen_before_wait),
 		cmocka_unit_test(test_raise_while_waiting),
 		cmocka_unit_test(test_pending_before_wait),
 		cmocka_unit_test(test_cancel_waiter),
@@ -503,29 +601,15 @@ int main(void)
 		cmocka_unit_test(test_plain_thread),
 		cmocka_unit_test(test_storm_io),
 	};
-	static const unsigned kinds[] = { WEFT_IO_URING, WEFT_IO_EPOLL };
-	static const char *const names[] = { "signal/io_uring",
-					     "signal/epoll" };
 	pthread_t sink;
-	int failed = 0;
+	int rc;
 
 	usr_signals = set_of(SIGUSR1, SIGUSR2);
 	pthread_sigmask(SIG_BLOCK, &usr_signals, NULL);
 	if (pthread_create(&sink, NULL, sink_main, NULL) != 0)
 		return 1;
-	for (int k = 0; k < 2; k++) {
-		int rc = backend_probe(kinds[k]);
-
-		if (rc) {
-			printf("note: %s backend unavailable (%s): skipping "
-			       "that half\n", names[k], weft_strerror(rc));
-			continue;
-		}
-		wt_backend = kinds[k];
-		failed += cmocka_run_group_tests_name(names[k], tests, NULL,
-						      NULL);
-	}
+	rc = WT_RUN_BOTH_BACKENDS("signal", tests, NULL, NULL);
 	atomic_store(&sink_stop, 1);
 	pthread_join(sink, NULL);
-	return failed;
+	return rc;
 }

@@ -30,68 +30,7 @@
 #include <sys/socket.h>
 #include <cmocka.h>
 
-#include "weft_test.h"
-
-/* --- both backends ------------------------------------------------------ */
-
-static unsigned wt_backend; /* WEFT_IO_URING or WEFT_IO_EPOLL */
-
-static int run_io(unsigned workers, int (*fn)(void *), void *arg)
-{
-	weft_config c = wt_cfg(workers);
-	weft_rt *rt = NULL;
-	int r = -12345;
-
-	c.io_backend = wt_backend;
-	assert_int_equal(weft_rt_new(&rt, &c), 0);
-	assert_int_equal(weft_rt_io_backend(rt), (int)wt_backend);
-	assert_int_equal(weft_rt_block_on(rt, fn, arg, &r), 0);
-	weft_rt_free(rt);
-	assert_int_equal(wt_take_failures(), 0);
-	return r;
-}
-
-/* 0 if a runtime with that backend starts, else its error. */
-static int backend_probe(unsigned kind)
-{
-	weft_config c = wt_cfg(1);
-	weft_rt *rt = NULL;
-	int rc;
-
-	c.io_backend = kind;
-	rc = weft_rt_new(&rt, &c);
-	if (rc == 0) {
-		if (weft_rt_io_backend(rt) != (int)kind)
-			rc = -EPROTO;
-		weft_rt_free(rt);
-	}
-	return rc;
-}
-
-/* A connected pair of non-blocking Unix stream sockets. */
-static void pair(int sv[2])
-{
-	int rc = socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-			    0, sv);
-
-	WT_CHECK_EQ(rc, 0);
-}
-
-/* A loopback TCP connection: *c is the connecting end, *a the accepted. */
-static void tcp_pair(int *c, int *a)
-{
-	int lfd = weft_tcp_listen("127.0.0.1", 0, 0);
-	int port;
-
-	WT_CHECK(lfd >= 0);
-	port = weft_local_port(lfd);
-	WT_CHECK(port > 0);
-	*c = weft_tcp_connect("127.0.0.1", (uint16_t)port);
-	WT_CHECK(*c >= 0);
-	*a = weft_accept(lfd, NULL, NULL);
-	WT_CHECK(*a >= 0);
-	WT_CHECK_EQ(weft_close(lfd), 0);
-}
+#include "weft_test_io.h"
 
 /* SIGPIPE deliveries: must stay 0 (a handler, not SIG_IGN, so that weft
  * leaves it in place and a stray SIGPIPE would be seen). */
@@ -175,7 +114,7 @@ static int split_case(const char *data, size_t len, const char *delim,
 	int sv[2];
 
 	nrec = ref_split(data, len, delim, dlen, lens, MAX_RECS);
-	pair(sv);
+	wt_socketpair(sv);
 	s.wfd = sv[0];
 	s.rfd = sv[1];
 	WT_CHECK_EQ(weft_stream_new(&st, sv[1], bufsz), 0);
@@ -248,7 +187,7 @@ static int every_split_root(void *arg)
 static void test_every_split(void **state)
 {
 	(void)state;
-	assert_int_equal(run_io(2, every_split_root, NULL), 0);
+	assert_int_equal(wt_run_io(2, every_split_root, NULL), 0);
 }
 
 /* --- a writer task for short scripted inputs ----------------------------- */
@@ -289,7 +228,7 @@ static int emsgsize_root(void *arg)
 	int sv[2];
 
 	(void)arg;
-	pair(sv);
+	wt_socketpair(sv);
 	WT_CHECK_EQ(weft_stream_new(&st, sv[1], 16), 0);
 	/* 20 bytes without a newline, then a line that fills the buffer
 	 * exactly, then one longer than the caller's capacity. */
@@ -324,7 +263,7 @@ static int emsgsize_root(void *arg)
 static void test_emsgsize(void **state)
 {
 	(void)state;
-	assert_int_equal(run_io(2, emsgsize_root, NULL), 0);
+	assert_int_equal(wt_run_io(2, emsgsize_root, NULL), 0);
 }
 
 /* --- read_exact and read at end of stream -------------------------------- */
@@ -337,7 +276,7 @@ static int exact_root(void *arg)
 
 	(void)arg;
 	/* Below the buffer size: partial bytes stay buffered. */
-	pair(sv);
+	wt_socketpair(sv);
 	WT_CHECK_EQ(weft_stream_new(&st, sv[1], 8), 0);
 	feed(sv[0], "abcdef", true);
 	WT_CHECK_EQ(weft_stream_read_exact(st, out, 4), 4);
@@ -353,7 +292,7 @@ static int exact_root(void *arg)
 	WT_CHECK_EQ(weft_close(sv[1]), 0);
 
 	/* Above the buffer size (8): straight into the caller's buffer. */
-	pair(sv);
+	wt_socketpair(sv);
 	WT_CHECK_EQ(weft_stream_new(&st, sv[1], 8), 0);
 	feed(sv[0], "0123456789ABCDEFGHIJ", true);
 	WT_CHECK_EQ(weft_stream_read_exact(st, out, 3), 3);
@@ -368,7 +307,7 @@ static int exact_root(void *arg)
 
 	/* read: what is buffered first, then one read; a large read with
 	 * nothing buffered goes straight through. */
-	pair(sv);
+	wt_socketpair(sv);
 	WT_CHECK_EQ(weft_stream_new(&st, sv[1], 8), 0);
 	feed(sv[0], "xy\nzzzzzzzzzzzzzzzzzzzz", true);
 	WT_CHECK_EQ(weft_stream_read_line(st, out, sizeof(out)), 3);
@@ -394,7 +333,7 @@ static int exact_root(void *arg)
 static void test_read_exact_eof(void **state)
 {
 	(void)state;
-	assert_int_equal(run_io(2, exact_root, NULL), 0);
+	assert_int_equal(wt_run_io(2, exact_root, NULL), 0);
 }
 
 /* --- a read cut short by a deadline loses nothing ------------------------ */
@@ -406,7 +345,7 @@ static int deadline_root(void *arg)
 	int sv[2];
 
 	(void)arg;
-	pair(sv);
+	wt_socketpair(sv);
 	WT_CHECK_EQ(weft_stream_new(&st, sv[1], 0), 0);
 	feed(sv[0], "par", false);
 	WT_CHECK_EQ(weft_timeout_begin(5 * WT_MS), 0);
@@ -426,7 +365,7 @@ static int deadline_root(void *arg)
 static void test_deadline_keeps_data(void **state)
 {
 	(void)state;
-	assert_int_equal(run_io(2, deadline_root, NULL), 0);
+	assert_int_equal(wt_run_io(2, deadline_root, NULL), 0);
 }
 
 /* --- large writes, uneven pieces, a reader task -------------------------- */
@@ -483,7 +422,7 @@ static int big_write_root(void *arg)
 		return -1;
 	for (size_t i = 0; i < big_total; i++)
 		data[i] = pattern(i);
-	tcp_pair(&c, &a);
+	wt_tcp_pair(&c, &a);
 	WT_CHECK_EQ(weft_spawn(&r, big_reader, &a), 0);
 	WT_CHECK_EQ(weft_stream_new(&st, c, 4096), 0);
 	while (off < big_total) {
@@ -509,7 +448,7 @@ static int big_write_root(void *arg)
 static void test_big_write_flush(void **state)
 {
 	(void)state;
-	assert_int_equal(run_io(3, big_write_root, NULL), 0);
+	assert_int_equal(wt_run_io(3, big_write_root, NULL), 0);
 }
 
 /* --- a closed peer: -EPIPE, no SIGPIPE ----------------------------------- */
@@ -523,7 +462,7 @@ static int epipe_root(void *arg)
 
 	(void)arg;
 	/* Unix socket: the first write after the close fails. */
-	pair(sv);
+	wt_socketpair(sv);
 	WT_CHECK_EQ(weft_close(sv[0]), 0);
 	WT_CHECK_EQ(weft_stream_new(&st, sv[1], 64), 0);
 	WT_CHECK_EQ(weft_stream_write(st, "0123456789", 10), 10); /* buffered */
@@ -538,7 +477,7 @@ static int epipe_root(void *arg)
 	WT_CHECK_EQ(weft_close(sv[1]), 0);
 
 	/* TCP: the peer's reset may come first as -ECONNRESET. */
-	tcp_pair(&c, &a);
+	wt_tcp_pair(&c, &a);
 	WT_CHECK_EQ(weft_close(a), 0);
 	WT_CHECK_EQ(weft_stream_new(&st, c, 4096), 0);
 	for (int i = 0; i < 1000 && !epipe; i++) {
@@ -562,7 +501,7 @@ static int epipe_root(void *arg)
 static void test_closed_peer_epipe(void **state)
 {
 	(void)state;
-	assert_int_equal(run_io(2, epipe_root, NULL), 0);
+	assert_int_equal(wt_run_io(2, epipe_root, NULL), 0);
 	assert_int_equal(atomic_load(&sigpipes), 0);
 }
 
@@ -615,7 +554,7 @@ static int pipe_root(void *arg)
 static void test_pipe(void **state)
 {
 	(void)state;
-	assert_int_equal(run_io(2, pipe_root, NULL), 0);
+	assert_int_equal(wt_run_io(2, pipe_root, NULL), 0);
 }
 
 /* --- arguments ------------------------------------------------------------ */
@@ -634,7 +573,7 @@ static int args_root(void *arg)
 	WT_CHECK(fd >= 0);
 	close(fd);
 	WT_CHECK_EQ(weft_stream_new(&st, fd, 0), -EBADF);
-	pair(sv);
+	wt_socketpair(sv);
 	WT_CHECK_EQ(weft_stream_new(&st, sv[1], 0), 0);
 	WT_CHECK_EQ(weft_stream_read_until(st, "", 0, out, sizeof(out)),
 		    -EINVAL);
@@ -655,7 +594,7 @@ static int args_root(void *arg)
 static void test_args(void **state)
 {
 	(void)state;
-	assert_int_equal(run_io(1, args_root, NULL), 0);
+	assert_int_equal(wt_run_io(1, args_root, NULL), 0);
 }
 
 int main(void)
@@ -670,27 +609,11 @@ int main(void)
 		cmocka_unit_test(test_closed_peer_epipe),
 		cmocka_unit_test(test_pipe),
 	};
-	static const unsigned kinds[] = { WEFT_IO_URING, WEFT_IO_EPOLL };
-	static const char *const names[] = { "stream/io_uring",
-					     "stream/epoll" };
 	struct sigaction sa;
-	int failed = 0;
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_sigpipe;
 	sa.sa_flags = SA_RESTART;
 	sigaction(SIGPIPE, &sa, NULL);
-	for (int k = 0; k < 2; k++) {
-		int rc = backend_probe(kinds[k]);
-
-		if (rc) {
-			printf("note: %s backend unavailable (%s): skipping "
-			       "that half\n", names[k], weft_strerror(rc));
-			continue;
-		}
-		wt_backend = kinds[k];
-		failed += cmocka_run_group_tests_name(names[k], tests, NULL,
-						      NULL);
-	}
-	return failed;
+	return WT_RUN_BOTH_BACKENDS("stream", tests, NULL, NULL);
 }
