@@ -3,7 +3,7 @@
  * weft_serve, under both I/O backends (the whole suite runs once with
  * io_uring, skipped with a note where it cannot be set up, and once with
  * epoll), over loopback TCP: echo handlers for several concurrent clients,
- * with handler stacks of the size asked for; max_connections = 2 with 5
+ * with handler stacks of the size asked for and TCP_NODELAY set; max_connections = 2 with 5
  * clients (never more than 2 handlers at once, all 5 served); cancelling
  * (or a deadline expiring on) the serving task while handlers are busy:
  * a handler that finishes within the grace period ends normally, handlers
@@ -25,6 +25,7 @@
 #include <unistd.h>
 #include <poll.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -89,9 +90,14 @@ static int echo_handler(int fd, void *arg)
 {
 	char buf[512];
 	ssize_t r;
+	int nodelay = 0;
+	socklen_t len = sizeof(nodelay);
 
 	(void)arg;
 	live_enter();
+	WT_CHECK_EQ(getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, &len),
+		    0);
+	WT_CHECK(nodelay != 0); /* weft_serve sets it on TCP connections */
 	/* Uses 32 KiB of stack: the handler stacks are 64 KiB (opts). */
 	WT_CHECK_EQ(wt_stack_use(32), wt_stack_expect(32));
 	while ((r = weft_read(fd, buf, sizeof(buf))) > 0)
