@@ -79,21 +79,32 @@ static int burst(void *arg)
 	return 0;
 }
 
+/* A runtime on c's backend, or NULL (skipped, with a note) where io_uring
+ * cannot be set up. */
+static weft_rt *new_rt(const weft_config *c)
+{
+	weft_rt *rt;
+	int rc = weft_rt_new(&rt, c);
+
+	if (rc != 0 && c->io_backend == WEFT_IO_URING) {
+		printf("io_uring unavailable here (%s): skipped\n",
+		       weft_strerror(rc));
+		return NULL;
+	}
+	assert_int_equal(rc, 0);
+	assert_int_equal(weft_rt_io_backend(rt), (int)c->io_backend);
+	return rt;
+}
+
 static void run_burst(unsigned backend, unsigned workers)
 {
 	weft_config c = { .workers = workers, .io_entries = 2,
 			  .io_backend = backend };
-	weft_rt *rt;
-	int rc, r = -1;
+	weft_rt *rt = new_rt(&c);
+	int r = -1;
 
-	rc = weft_rt_new(&rt, &c);
-	if (rc != 0 && backend == WEFT_IO_URING) {
-		printf("io_uring unavailable here (%s): skipped\n",
-		       weft_strerror(rc));
+	if (!rt)
 		return;
-	}
-	assert_int_equal(rc, 0);
-	assert_int_equal(weft_rt_io_backend(rt), (int)backend);
 	for (int i = 0; i < NTASKS; i++) {
 		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC,
 					    0, pairs[i].fd), 0);
@@ -182,16 +193,11 @@ static int busy_root(void *arg)
 static void run_busy(unsigned backend, unsigned workers)
 {
 	weft_config c = { .workers = workers, .io_backend = backend };
-	weft_rt *rt;
-	int rc, r = -1, fd[2];
+	weft_rt *rt = new_rt(&c);
+	int r = -1, fd[2];
 
-	rc = weft_rt_new(&rt, &c);
-	if (rc != 0 && backend == WEFT_IO_URING) {
-		printf("io_uring unavailable here (%s): skipped\n",
-		       weft_strerror(rc));
+	if (!rt)
 		return;
-	}
-	assert_int_equal(rc, 0);
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0,
 				    fd), 0);
 	atomic_store(&parked, 0);
