@@ -148,8 +148,9 @@ void weft__io_thread_start(struct worker *w)
  * Tasks that completions wake go to this worker's queue. Waking another
  * worker costs both a system call; for each task it would mostly move work
  * between workers that each have their own connections. So the wakes of
- * one batch notify once, and only when the batch brought more than one
- * task: then another worker could run some of them in parallel.
+ * one batch notify once, only when the batch brought more than one task
+ * (then another worker could run some of them in parallel), and only a
+ * worker that waits for no I/O of its own (idle.c).
  */
 static int reap_batch(struct worker *w, uint64_t deadline, bool block)
 {
@@ -159,8 +160,10 @@ static int reap_batch(struct worker *w, uint64_t deadline, bool block)
 	woken = w->io->kind == WEFT_IO_URING ? uring_poll(w, deadline, block)
 					     : epoll_poll(w, deadline, block);
 	w->reaping = false;
+	if (woken > 0)
+		w->io_quiet = false; /* its I/O moves again (idle.c) */
 	if (woken > 1 && w->rt->nworkers > 1)
-		idle_notify_hint(w->rt);
+		idle_notify_free(w->rt);
 	return woken;
 }
 

@@ -182,6 +182,10 @@ struct worker {
 	bool searching;			/* counted as searching in idle.state */
 	bool reaping;			/* in the I/O driver's reap: wakes
 					   notify once per batch (driver.c) */
+	bool io_quiet;			/* its I/O in flight completed nothing
+					   for a whole grace period (idle.c) */
+	uint32_t backlog_mark;		/* run queue tail at the last
+					   maintenance (sched.c) */
 	uint64_t id_next, id_end;	/* block of task ids */
 	/* Free task records (task.c): the current magazine, and full ones. */
 	struct weft_task *mag;

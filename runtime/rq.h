@@ -7,6 +7,7 @@
 #ifndef WEFT_RQ_H
 #define WEFT_RQ_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "atomic.h"
@@ -50,5 +51,20 @@ struct weft_task *rq_pop_local(struct rq *q);
 struct weft_task *rq_steal_into(struct rq *src, struct rq *dst);
 /* Any thread: a hint; exact only when the owner is not running. */
 uint32_t rq_len(struct rq *q);
+
+/* Owner only: the position after the last task pushed so far. */
+static inline uint32_t rq_mark(struct rq *q)
+{
+	return LOAD(&q->tail, relaxed);
+}
+
+/* Owner only, a hint: whether a task pushed before `mark` (an rq_mark()
+ * value) is still queued, neither popped nor stolen. */
+static inline bool rq_holds_before(struct rq *q, uint32_t mark)
+{
+	uint32_t head = (uint32_t)LOAD(&q->head, relaxed);
+
+	return (int32_t)(mark - head) > 0;
+}
 
 #endif

@@ -92,6 +92,14 @@ static inline void notify_others(struct worker *w)
 		idle_notify_hint(w->rt);
 }
 
+/* The same for work that this worker's own I/O brought in (idle.c,
+ * "Workers waiting for their own I/O"). */
+static inline void notify_free(struct worker *w)
+{
+	if (w->rt->nworkers > 1 && !w->reaping)
+		idle_notify_free(w->rt);
+}
+
 void weft__schedule(struct weft_task *t, bool lifo)
 {
 	struct weft_rt *rt = t->rt;
@@ -233,8 +241,14 @@ static void maintenance(struct worker *w)
 		timer_fire_expired(&w->timers, weft_now());
 	if (weft__io_busy(w))
 		weft__io_poll(w); /* I/O cannot be starved either */
-	if (rq_len(&w->rq) > 0)
-		notify_others(w); /* bounds a missed hint (idle.c) */
+	/* Bounds a missed hint (idle.c). Work queued before the previous
+	 * maintenance and still waiting means this worker is behind: then
+	 * even a worker parked for its own I/O is asked to help. */
+	if (rq_holds_before(&w->rq, w->backlog_mark))
+		notify_others(w);
+	else if (rq_len(&w->rq) > 0)
+		notify_free(w);
+	w->backlog_mark = rq_mark(&w->rq);
 }
 
 static struct weft_task *next_local(struct worker *w)
@@ -375,9 +389,10 @@ static void after_switch(struct worker *w)
 				release, acquire))
 				return;
 		}
-		/* Woken while switching away: queueing it is ours. */
+		/* Woken while switching away: queueing it is ours. Mostly
+		 * by a completion that the switch itself reaped. */
 		push_local(w, t);
-		notify_others(w);
+		notify_free(w);
 		break;
 	}
 	case PEND_EXIT:
