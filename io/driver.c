@@ -162,7 +162,10 @@ static int reap_batch(struct worker *w, uint64_t deadline, bool block)
 	w->reaping = false;
 	if (woken > 0)
 		w->io_quiet = false; /* its I/O moves again (idle.c) */
-	if (woken > 1 && w->rt->nworkers > 1)
+	/* Not from a park: the parked worker is on a sleepers list itself
+	 * and could pop itself, then pass the wake on (rule 3) to a worker
+	 * that waits for its own I/O. It runs these tasks in a moment. */
+	if (woken > 1 && !block && w->rt->nworkers > 1)
 		idle_notify_free(w->rt);
 	return woken;
 }

@@ -4,7 +4,8 @@
  * thundering herd.
  *
  * State: `state` counts unparked workers and, among them, searching ones
- * (looking for work to steal). `sleepers` lists parked workers, under lock.
+ * (looking for work to steal). `sleepers` lists parked workers, under lock,
+ * in two lists, FREE and IO (see "Workers waiting for their own I/O").
  * Each worker has a word `park` (PARK_NOTIFIED / PARK_WAITING), and parks in
  * its I/O driver (io/driver.h), which a write to its eventfd wakes.
  *
@@ -27,14 +28,16 @@
  *     work than it took.
  *  4. A worker with nothing to do parks: under lock it sets park=WAITING,
  *     decrements `unparked` (and `searching` if it was one) with a seq_cst
- *     RMW, and adds itself to `sleepers`. If it was the last searcher, it
+ *     RMW, and adds itself to a `sleepers` list. If it was the last searcher, it
  *     then (after FENCE(seq_cst)) looks at every run queue and the inject
  *     queue again, and if any holds work, notifies (rule 1: that may be
  *     itself).
  *  5. It then waits in its I/O driver until park == NOTIFIED, its next
- *     timer is due, or I/O completions made tasks runnable on its queue. On a timeout it removes itself from `sleepers` under lock and
- *     counts itself unparked again (not searching), unless a notifier got
- *     there first, in which case it is already counted as a searcher.
+ *     timer is due, I/O completions made tasks runnable on its queue, or
+ *     (on the IO list) IO_GRACE_NS passed. Unless a notifier got there
+ *     first, in which case it is already counted as a searcher, it then
+ *     removes itself from its list under lock and counts itself unparked
+ *     again (not searching).
  *
  * Local pushes: a worker that queues work on its OWN run queue is awake and
  * will run that work itself, so a missed notify there costs parallelism,
@@ -56,17 +59,19 @@
  * connections between workers that each have their own; with two workers
  * on a loopback echo server that took a third of the CPU time and left
  * weft at 0.8x the round trips of a raw io_uring server. So:
- *  - idle_notify_free() (the hint for tasks woken by completions, and the
+ *  - idle_notify_free() (the hint for tasks woken by completions, which
+ *    includes a task woken while it was still switching away, and the
  *    periodic repeat) wakes only a FREE worker;
  *  - idle_notify_hint() (new work: spawns, wakes by other tasks, timers),
  *    rule 1 and rules 3 and 4 prefer a FREE worker and otherwise wake an
  *    IO one, as before;
  *  - a worker whose backlog outlived a whole maintenance interval (sched.c)
  *    asks with idle_notify_hint() too: it is behind, not just batching.
- * An IO worker wakes at its next completion and then looks at the other
- * queues before it parks again (sched.c steal), which is how completions'
- * work still spreads. In case its I/O has gone quiet (idle connections),
- * it waits at most IO_GRACE_NS; if nothing completed by then, it stops
+ * An IO worker wakes at its next completion and, when its own queue runs
+ * dry, takes one pass over the other queues (without spinning) before it
+ * parks again (sched.c steal), which is how completions' work still
+ * spreads. In case its I/O has gone quiet (idle connections), it waits at
+ * most IO_GRACE_NS; if no completion woke a task by then, it stops
  * counting on its I/O (io_quiet, until a completion arrives), looks for
  * work, and parks on the FREE list. Deciding by this rather than by a
  * shorter grace matters: on a busy machine a worker often waits a few

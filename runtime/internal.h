@@ -182,8 +182,8 @@ struct worker {
 	bool searching;			/* counted as searching in idle.state */
 	bool reaping;			/* in the I/O driver's reap: wakes
 					   notify once per batch (driver.c) */
-	bool io_quiet;			/* its I/O in flight completed nothing
-					   for a whole grace period (idle.c) */
+	bool io_quiet;			/* no completion woke a task for a
+					   whole grace period (idle.c) */
 	uint32_t backlog_mark;		/* run queue tail at the last
 					   maintenance (sched.c) */
 	uint64_t id_next, id_end;	/* block of task ids */

@@ -59,7 +59,7 @@ static inline uint32_t rq_mark(struct rq *q)
 }
 
 /* Owner only, a hint: whether a task pushed before `mark` (an rq_mark()
- * value) is still queued, neither popped nor stolen. */
+ * value) is still queued: not popped, stolen or spilled. */
 static inline bool rq_holds_before(struct rq *q, uint32_t mark)
 {
 	uint32_t head = (uint32_t)LOAD(&q->head, relaxed);
