@@ -53,9 +53,13 @@ struct fd_desc {
 struct io_driver {
 	int kind;		/* WEFT_IO_URING / WEFT_IO_EPOLL; constant */
 	int efd;		/* wake eventfd; constant */
-	/* Owner only: operations submitted or queued and not completed
-	 * (uring), registrations armed in this epoll (epoll). */
+	/* uring, owner only: operations submitted or queued and not
+	 * completed. */
 	unsigned inflight;
+	/* epoll: tasks waiting for readiness that this epoll's arming of
+	 * their fd serves. Any thread changes it, under the fd's lock
+	 * (epoll.c); the owner reads it as a hint of when to poll. */
+	_Atomic unsigned nwait;
 	/* Cancel requests from tasks on other workers (uring.c): a stack
 	 * pushed with release CAS by any thread, taken whole by the owner. */
 	_Atomic(struct io_op *) reqs;
@@ -84,7 +88,10 @@ static inline bool weft__io_busy(const struct worker *w)
 {
 	const struct io_driver *d = w->io;
 
-	return d->inflight || LOAD(&((struct io_driver *)d)->reqs, relaxed);
+	struct io_driver *m = (struct io_driver *)d;
+
+	return d->inflight || LOAD(&m->nwait, relaxed) ||
+	       LOAD(&m->reqs, relaxed);
 }
 
 /* Cheap: completions may be waiting to be reaped (a searching worker

@@ -17,7 +17,13 @@
  * waiter of each direction that is ready (they retry their system call;
  * spurious wakes are harmless), re-arms for directions still waited on, and
  * drops the lock. A waiter that gives up removes itself under the lock, so
- * the waker never touches a waiter that has returned. An fd may be armed in
+ * the waker never touches a waiter that has returned.
+ * Each waiter is counted in the `nwait` of exactly one driver: the one
+ * whose epoll armed the fd last for it (waiter->data). Arming moves every
+ * waiter of the fd to the arming driver; a grant or a removal uncounts it,
+ * all under the fd's lock. A worker polls its epoll between tasks while
+ * its count is not 0 (driver.h io_busy); counting armings instead would
+ * drift upward with every wait that was cancelled before its event. An fd may be armed in
  * several epolls (its tasks moved between workers); whichever reports it
  * wakes the waiters, and the others' one-shot events find nobody or wake
  * someone early. epoll keys registrations by (file, fd): after a close and
@@ -119,6 +125,35 @@ static int arm(struct io_driver *d, struct fd_desc *fdd, int fd)
 	return -weft__errno();
 }
 
+/* Moves the count of every waiter of fdd to d, which just armed it (lock
+ * held). */
+static void count_waiters(struct fd_desc *fdd, struct io_driver *d)
+{
+	for (int dir = 0; dir < 3; dir++) {
+		for (struct weft__waiter *wt = fdd->wq[dir].head; wt;
+		     wt = wt->next) {
+			struct io_driver *old = wt->data;
+
+			if (old == d)
+				continue;
+			if (old)
+				FSUB(&old->nwait, 1, relaxed);
+			FADD(&d->nwait, 1, relaxed);
+			wt->data = d;
+		}
+	}
+}
+
+/* A waiter leaves its queue (lock held). */
+static void uncount_waiter(struct weft__waiter *wt)
+{
+	struct io_driver *d = wt->data;
+
+	if (d)
+		FSUB(&d->nwait, 1, relaxed);
+	wt->data = NULL;
+}
+
 int epoll_ready(struct weft_task *t, int fd, uint32_t events)
 {
 	struct worker *w = weft__worker();
@@ -131,6 +166,7 @@ int epoll_ready(struct weft_task *t, int fd, uint32_t events)
 		return fd < 0 ? -EBADF : -ENOMEM;
 	spin_lock(&fdd->lock);
 	waiter_prepare(&wt);
+	wt.data = NULL;
 	waitq_push(&fdd->wq[dir], &wt);
 	rc = arm(w->io, fdd, fd);
 	if (rc < 0) {
@@ -142,14 +178,16 @@ int epoll_ready(struct weft_task *t, int fd, uint32_t events)
 		waiter_sleep(&wt);
 		return rc;
 	}
-	w->io->inflight++;
+	count_waiters(fdd, w->io);
 	spin_unlock(&fdd->lock);
 	rc = waiter_sleep(&wt);
 	spin_lock(&fdd->lock);
-	if (wt.status)
+	if (wt.status) {
 		rc = 0; /* ready (a grant wins over a cancel, waitq.h) */
-	else
+	} else {
 		waitq_remove(&fdd->wq[dir], &wt);
+		uncount_waiter(&wt);
+	}
 	spin_unlock(&fdd->lock);
 	return rc;
 }
@@ -163,9 +201,12 @@ void epoll_forget(struct weft_rt *rt, int fd)
 		return;
 	spin_lock(&fdd->lock);
 	fdd->gen++;
-	for (int dir = 0; dir < 3; dir++)
-		while ((wt = waitq_pop(&fdd->wq[dir])))
+	for (int dir = 0; dir < 3; dir++) {
+		while ((wt = waitq_pop(&fdd->wq[dir]))) {
+			uncount_waiter(wt);
 			waiter_grant(wt, 1);
+		}
+	}
 	spin_unlock(&fdd->lock);
 }
 
@@ -194,12 +235,13 @@ static int dispatch(struct worker *w, uint64_t data, uint32_t revents)
 				continue;
 			}
 			while ((wt = waitq_pop(&fdd->wq[dir]))) {
+				uncount_waiter(wt);
 				waiter_grant(wt, 1);
 				woken++;
 			}
 		}
 		if (again && arm(w->io, fdd, fd) == 0)
-			w->io->inflight++;
+			count_waiters(fdd, w->io);
 	}
 	spin_unlock(&fdd->lock);
 	return woken;
@@ -237,8 +279,6 @@ int epoll_poll(struct worker *w, uint64_t deadline, bool block)
 				(void)0;
 			continue;
 		}
-		if (d->inflight)
-			d->inflight--;
 		woken += dispatch(w, ev[i].data.u64, ev[i].events);
 	}
 	return woken;
