@@ -17,19 +17,20 @@
  * waiter of each direction that is ready (they retry their system call;
  * spurious wakes are harmless), re-arms for directions still waited on, and
  * drops the lock. A waiter that gives up removes itself under the lock, so
- * the waker never touches a waiter that has returned.
- * Each waiter is counted in the `nwait` of exactly one driver: the one
- * whose epoll armed the fd last for it (waiter->data). Arming moves every
- * waiter of the fd to the arming driver; a grant or a removal uncounts it,
- * all under the fd's lock. A worker polls its epoll between tasks while
- * its count is not 0 (driver.h io_busy); counting armings instead would
- * drift upward with every wait that was cancelled before its event. An fd may be armed in
+ * the waker never touches a waiter that has returned. An fd may be armed in
  * several epolls (its tasks moved between workers); whichever reports it
  * wakes the waiters, and the others' one-shot events find nobody or wake
  * someone early. epoll keys registrations by (file, fd): after a close and
  * reuse of the number, MOD fails with ENOENT and the fd is added afresh;
  * events of the old file can only cause spurious wakes. weft_close bumps
  * the generation carried in the event data, so old events are ignored.
+ *
+ * Each waiter is counted in the `nwait` of exactly one driver: the one
+ * whose epoll armed the fd last for it (waiter->data). Arming moves every
+ * waiter of the fd to the arming driver; a grant or a removal uncounts it,
+ * all under the fd's lock. A worker polls its epoll between tasks while
+ * its count is not 0 (driver.h io_busy); counting armings instead would
+ * drift upward with every wait that was cancelled before its event.
  */
 #include <errno.h>
 #include <stdlib.h>

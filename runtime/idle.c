@@ -28,10 +28,10 @@
  *     work than it took.
  *  4. A worker with nothing to do parks: under lock it sets park=WAITING,
  *     decrements `unparked` (and `searching` if it was one) with a seq_cst
- *     RMW, and adds itself to a `sleepers` list. If it was the last searcher, it
- *     then (after FENCE(seq_cst)) looks at every run queue and the inject
- *     queue again, and if any holds work, notifies (rule 1: that may be
- *     itself).
+ *     RMW, and adds itself to a `sleepers` list. If it was the last
+ *     searcher, it then (after FENCE(seq_cst)) looks at every run queue and
+ *     the inject queue again, and if any holds work, notifies (rule 1: that
+ *     may be itself).
  *  5. It then waits in its I/O driver until park == NOTIFIED, its next
  *     timer is due, I/O completions made tasks runnable on its queue, or
  *     (on the IO list) IO_GRACE_NS passed. Unless a notifier got there
@@ -151,7 +151,8 @@ void idle_destroy(struct idle *id)
 static struct worker *pop_sleeper(struct weft_rt *rt, int list)
 {
 	struct idle *id = &rt->idle;
-	struct worker *v = rt->workers[id->sleepers[list][--id->nsleepers[list]]];
+	int i = id->sleepers[list][--id->nsleepers[list]];
+	struct worker *v = rt->workers[i];
 
 	if (list == FREE)
 		STORE(&id->nfree, (uint32_t)id->nsleepers[FREE], relaxed);

@@ -24,7 +24,7 @@ const char *weft_strerror(int err)
 	case -ETIMEDOUT:
 		/* weft's deadlines and the kernel's own timeouts (a
 		 * connect that got no answer) share the code. */
-		return "timed out (a deadline scope, or the kernel's own timeout)";
+		return "timed out (a deadline scope or a kernel timeout)";
 	case -ESHUTDOWN:
 		return "the runtime is shutting down";
 	case -EPERM:
