@@ -86,12 +86,10 @@ void weft__io_unpark(struct worker *w);
 /* Whether the owner should poll: something is in flight or requested. */
 static inline bool weft__io_busy(const struct worker *w)
 {
-	const struct io_driver *d = w->io;
+	struct io_driver *d = w->io;
 
-	struct io_driver *m = (struct io_driver *)d;
-
-	return d->inflight || LOAD(&m->nwait, relaxed) ||
-	       LOAD(&m->reqs, relaxed);
+	return d->inflight || LOAD(&d->nwait, relaxed) ||
+	       LOAD(&d->reqs, relaxed);
 }
 
 /* Cheap: completions may be waiting to be reaped (a searching worker

@@ -102,7 +102,9 @@ static int resolve(struct weft_task *t, const char *host, uint16_t port,
 
 static int set_int(int fd, int level, int opt, int v)
 {
-	return setsockopt(fd, level, opt, &v, sizeof(v)) < 0 ? -weft__errno() : 0;
+	if (setsockopt(fd, level, opt, &v, sizeof(v)) < 0)
+		return -weft__errno();
+	return 0;
 }
 
 static int bound_socket(const struct weft_task *t, const struct addrinfo *ai,
@@ -241,9 +243,10 @@ int weft__connect(struct weft_task *t, int fd, const struct sockaddr *sa,
 			return rc;
 	} else if (connect(fd, sa, len) == 0) {
 		return 0;
-	} else if ((rc = weft__errno()) != EINPROGRESS && rc != EAGAIN &&
-		   rc != EINTR) {
-		return -rc;
+	} else {
+		rc = weft__errno();
+		if (rc != EINPROGRESS && rc != EAGAIN && rc != EINTR)
+			return -rc;
 	}
 	/* In progress (a non-blocking socket): wait, then ask how it went. */
 	rc = weft__io_ready(t, fd, POLLOUT);

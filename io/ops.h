@@ -82,7 +82,7 @@ int weft__io_ready(struct weft_task *t, int fd, short events);
 			tr_ = (call);                                       \
 			if (tr_ >= 0)                                       \
 				break;                                      \
-			tr_ = -weft__errno();                                       \
+			tr_ = -weft__errno();                               \
 			if (tr_ == -EINTR)                                  \
 				continue;                                   \
 			if (tr_ != -EAGAIN && tr_ != -EWOULDBLOCK)          \
