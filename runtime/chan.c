@@ -84,7 +84,8 @@
  *      drained). After it no push succeeds, so "empty and closed" (B4)
  *      stays true.
  *  B8. When nobody waits, a send touches the slock line and a slot, a recv
- *      the rlock line and a slot; neither touches the other's line. Each
+ *      the rlock line and a slot; neither touches the other's line, except
+ *      that a sender reads rhead once every THROTTLE_EVERY sends (B9). Each
  *      costs one atomic exchange (its lock) on a line that stays in its
  *      own core's cache, as the single lock did, so one core runs nearly
  *      as fast as before while two no longer pass a line back and forth
@@ -236,11 +237,6 @@ static inline struct sel *wsel(const struct weft__waiter *w)
 	return (struct sel *)(uintptr_t)w->arg;
 }
 
-static inline void elem_copy(void *d, const void *s, size_t n)
-{
-	ring_elem_copy(d, s, n);
-}
-
 static inline unsigned char *slot(struct weft_chan *c, size_t i)
 {
 	size_t k = c->head + i;
@@ -380,7 +376,7 @@ static inline int hand_to_receiver(struct weft_chan *c, const void *elem,
 			continue;
 		}
 		waitq_remove(&c->recvq, w);
-		elem_copy(w->data, elem, c->esz);
+		ring_elem_copy(w->data, elem, c->esz);
 		grant(w, ST_OK);
 		return R_DONE;
 	}
@@ -438,7 +434,7 @@ static int lk_send(struct weft_chan *c, const void *elem, struct sel *me,
 		return r;
 	if (!self_claim(me, mi))
 		return R_LOST;
-	elem_copy(slot(c, c->count), elem, c->esz);
+	ring_elem_copy(slot(c, c->count), elem, c->esz);
 	c->count++;
 	return R_DONE;
 }
@@ -452,7 +448,7 @@ static int lk_recv(struct weft_chan *c, void *elem, struct sel *me, int mi)
 	if (c->count > 0) {
 		if (!self_claim(me, mi))
 			return R_LOST;
-		elem_copy(elem, c->buf + c->head * c->esz, c->esz);
+		ring_elem_copy(elem, c->buf + c->head * c->esz, c->esz);
 		if (++c->head == c->size)
 			c->head = 0;
 		c->count--;
@@ -471,7 +467,7 @@ static int lk_recv(struct weft_chan *c, void *elem, struct sel *me, int mi)
 			continue;
 		}
 		waitq_remove(&c->sendq, w);
-		elem_copy(elem, w->data, c->esz);
+		ring_elem_copy(elem, w->data, c->esz);
 		grant(w, ST_OK);
 		return R_DONE;
 	}
@@ -604,7 +600,8 @@ static inline bool rg_maybe_ready(struct weft_chan *c)
  * every send would pull the receiver's own cache lines across to the
  * senders' core for every message (measured: refreshing every 4 or 8
  * positions halves the benchmark). The estimate ignores the receives
- * since, so it errs on the full side, for at most THROTTLE_EVERY sends.
+ * since, so it errs on the full side, usually for at most THROTTLE_EVERY
+ * sends (longer when a refill takes the position where it would read).
  */
 #define THROTTLE_MIN 64
 #define THROTTLE_EVERY 32
@@ -667,7 +664,7 @@ static inline bool rg_send_fast(struct weft_chan *c, const void *elem,
 		/* The direct hand-off of hand_to_receiver, for a plain
 		 * receiver (a select must be claimed first). */
 		waitq_remove(&c->recvq, w);
-		elem_copy(w->data, elem, c->esz);
+		ring_elem_copy(w->data, elem, c->esz);
 		grant(w, ST_OK);
 		*fillish = false;
 	} else {
@@ -695,7 +692,8 @@ static inline bool rg_recv_fast(struct weft_chan *c, void *elem)
 		spin_unlock(&c->rlock);
 		return true;
 	}
-	done = rg_recv(c, elem, NULL, 0) == R_DONE; /* a sender waits */
+	/* A sender waits, or the slot is not ready yet. */
+	done = rg_recv(c, elem, NULL, 0) == R_DONE;
 	spin_unlock(&c->rlock);
 	return done;
 }
@@ -811,23 +809,6 @@ void weft_chan_free(weft_chan *c)
 
 /* --- send, recv --------------------------------------------------------- */
 
-/* Steps 2 and 4 for a plain send or recv whose waiter w is queued on q
- * under l (held on entry, dropped on return). */
-static int wait_granted(spinlock *l, struct waitq *q, struct weft__waiter *w)
-{
-	int rc;
-
-	spin_unlock(l);
-	rc = waiter_sleep(w);
-	spin_lock(l);
-	if (w->status)
-		rc = w->status == ST_OK ? 0 : -EPIPE; /* granted wins */
-	else
-		waitq_remove(q, w);
-	spin_unlock(l);
-	return rc;
-}
-
 /* Steps 1 to 4 for a plain send or recv that must wait: queues a waiter
  * for elem on q, under l (held on entry, dropped on return). Returns 1
  * (granted: done after waiting), -EPIPE, -ECANCELED or -ETIMEDOUT. */
@@ -840,8 +821,12 @@ static inline int wait_on(spinlock *l, struct waitq *q, const void *elem)
 	wt.data = (void *)(uintptr_t)elem;
 	wt.arg = 0;
 	waitq_push(q, &wt);
-	r = wait_granted(l, q, &wt);
-	return r == 0 ? 1 : r;
+	spin_unlock(l);
+	r = waiter_wait(l, q, &wt);
+	spin_unlock(l);
+	if (r == 0) /* granted: done, or the channel closed on us */
+		r = wt.status == ST_OK ? 1 : -EPIPE;
+	return r;
 }
 
 /*
@@ -978,7 +963,10 @@ static inline int recv_op(struct weft_chan *c, void *elem, bool wait)
 	return 0;
 }
 
-static inline int chan_send(struct weft_chan *c, const void *elem, bool wait)
+/* A send or a receive (constant `send`: each caller gets its own copy of
+ * the fast path). */
+static inline __attribute__((always_inline)) int
+chan_op(struct weft_chan *c, void *elem, bool wait, bool send)
 {
 	int r;
 
@@ -986,24 +974,20 @@ static inline int chan_send(struct weft_chan *c, const void *elem, bool wait)
 		return -EINVAL;
 	if (wait && (r = weft__check_interrupt(weft__current())))
 		return r;
-	r = send_op(c, elem, wait);
+	r = send ? send_op(c, elem, wait) : recv_op(c, elem, wait);
 	if (r == 0)
 		weft__coop_ready(); /* completed without suspending */
 	return r > 0 ? 0 : r;
 }
 
+static inline int chan_send(struct weft_chan *c, const void *elem, bool wait)
+{
+	return chan_op(c, (void *)(uintptr_t)elem, wait, true);
+}
+
 static inline int chan_recv(struct weft_chan *c, void *elem, bool wait)
 {
-	int r;
-
-	if (weft_unlikely(!c || !elem))
-		return -EINVAL;
-	if (wait && (r = weft__check_interrupt(weft__current())))
-		return r;
-	r = recv_op(c, elem, wait);
-	if (r == 0)
-		weft__coop_ready(); /* completed without suspending */
-	return r > 0 ? 0 : r;
+	return chan_op(c, elem, wait, false);
 }
 
 int weft_chan_send(weft_chan *c, const void *elem)
@@ -1085,7 +1069,7 @@ ssize_t weft_chan_len(weft_chan *c)
 			size_t t = LOAD(&c->tail, acquire);
 
 			if (LOAD(&c->rhead, acquire) == h)
-				return (ssize_t)ring_count(&c->ring, t, h);
+				return (ssize_t)ring_dist(&c->ring, h, t);
 		}
 	}
 	spin_lock(&c->slock);

@@ -9,8 +9,9 @@
  * The stamps let each end work from its own position and the slot alone: a
  * pusher learns that its slot is free, and a popper that its slot holds an
  * element, without reading the other end's position. So the two ends share
- * only the slots, and each slot's cache line moves between them once per
- * lap in each direction.
+ * only the slots. A slot's cache line moves between them once per lap in
+ * each direction when the ends are far apart; small elements share a line
+ * with their neighbours, so when the ends are close it moves more often.
  *
  * Positions. A position is `lap + index`: index (0 .. cap - 1) in the low
  * bits, below `lap_unit`, the least power of two above cap; laps count in
@@ -133,19 +134,6 @@ static inline size_t ring_dist(const struct ring *r, size_t from, size_t to)
 {
 	return ((to >> r->lap_shift) - (from >> r->lap_shift)) * r->cap +
 	       (to & (r->lap_unit - 1)) - (from & (r->lap_unit - 1));
-}
-
-/* Elements between head and tail (at most one lap apart). */
-static inline size_t ring_count(const struct ring *r, size_t tail,
-				size_t head)
-{
-	size_t hi = head & (r->lap_unit - 1), ti = tail & (r->lap_unit - 1);
-
-	if (hi < ti)
-		return ti - hi;
-	if (hi > ti)
-		return r->cap - hi + ti;
-	return tail == head ? 0 : r->cap;
 }
 
 /* True if the slot at tail t is free for the push at t (the pop of its

@@ -57,20 +57,6 @@
 		       #type " does not fit " #pub)
 
 
-/* Steps 2 and 4 of waitq.h for a waiter that is already queued (lock not
- * held): sleeps, retakes the lock, and returns with it held: 0 if granted,
- * else the error, with the waiter removed from q. */
-static int wait_granted(spinlock *l, struct waitq *q, struct weft__waiter *w)
-{
-	int rc = waiter_sleep(w);
-
-	spin_lock(l);
-	if (w->status)
-		return 0;
-	waitq_remove(q, w);
-	return rc ? rc : -EINTR;
-}
-
 /* Grants every waiter of q (lock held). */
 static void grant_all(struct waitq *q, int status)
 {
@@ -91,7 +77,7 @@ static int wait_on(spinlock *l, struct waitq *q)
 	waiter_prepare(&w);
 	waitq_push(q, &w);
 	spin_unlock(l);
-	rc = wait_granted(l, q, &w);
+	rc = waiter_wait(l, q, &w);
 	spin_unlock(l);
 	return rc;
 }
@@ -234,7 +220,7 @@ static int mutex_lock_slow(struct mutex_impl *x)
 			waitq_push(&x->q, &w);
 		spin_unlock(&x->lock);
 		woken = false;
-		rc = wait_granted(&x->lock, &x->q, &w);
+		rc = waiter_wait(&x->lock, &x->q, &w);
 		if (rc) {
 			/* Gave up and does not hold the mutex. */
 			if (waitq_empty(&x->q))
@@ -628,7 +614,7 @@ int weft_sem_acquire(weft_sem *s)
 	waiter_prepare(&w);
 	waitq_push(&x->q, &w);
 	spin_unlock(&x->lock);
-	rc = wait_granted(&x->lock, &x->q, &w);
+	rc = waiter_wait(&x->lock, &x->q, &w);
 	if (rc)
 		FSUB(&x->waiters, 1, relaxed);
 	spin_unlock(&x->lock);
@@ -790,7 +776,7 @@ int weft_cond_wait(weft_cond *c, weft_mutex *m)
 	waitq_push(&x->q, &w);
 	spin_unlock(&x->lock);
 	weft_mutex_unlock(m);
-	rc = wait_granted(&x->lock, &x->q, &w);
+	rc = waiter_wait(&x->lock, &x->q, &w);
 	spin_unlock(&x->lock);
 	mutex_lock_uninterruptible(m);
 	return rc;
@@ -865,7 +851,7 @@ int weft_barrier_wait(weft_barrier *b)
 	waiter_prepare(&w);
 	waitq_push(&x->q, &w);
 	spin_unlock(&x->lock);
-	rc = wait_granted(&x->lock, &x->q, &w);
+	rc = waiter_wait(&x->lock, &x->q, &w);
 	if (rc)
 		x->arrived--; /* left before the round completed */
 	spin_unlock(&x->lock);

@@ -41,3 +41,16 @@ void waiter_grant(struct weft__waiter *w, int status)
 	w->status = status;
 	weft__waiter_wake(w, WAKE_OK);
 }
+
+int waiter_wait(spinlock *l, struct waitq *q, struct weft__waiter *w)
+{
+	int rc = waiter_sleep(w);
+
+	spin_lock(l);
+	if (w->status)
+		return 0; /* granted: that wins over a cancel (step 4) */
+	waitq_remove(q, w);
+	/* Not granted means woken by a cancel or a deadline; a bare 0 here
+	 * would be taken for a grant. */
+	return rc ? rc : -EINTR;
+}

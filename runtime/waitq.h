@@ -97,5 +97,9 @@ int waiter_sleep(struct weft__waiter *w);
 int waiter_sleep_until(struct weft__waiter *w, uint64_t at);
 /* Step 3: hands over and wakes (lock held). status must be nonzero. */
 void waiter_grant(struct weft__waiter *w, int status);
+/* Steps 2 and 4 for a waiter already queued on q (lock l NOT held):
+ * sleeps, retakes l and returns with it held: 0 if granted (w->status
+ * says how), else the error, with w removed from q. */
+int waiter_wait(spinlock *l, struct waitq *q, struct weft__waiter *w);
 
 #endif
