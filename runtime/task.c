@@ -716,6 +716,13 @@ weft_task *weft_current(void)
 	return current_task();
 }
 
+weft_rt *weft_current_rt(void)
+{
+	struct weft_task *t = current_task();
+
+	return t ? t->rt : NULL;
+}
+
 uint64_t weft_task_id(const weft_task *t)
 {
 	return t ? t->id : 0;

@@ -72,6 +72,11 @@ WEFT_EXPORT int weft_cancel(weft_task *t);
 /* The calling task, or NULL outside a task. */
 WEFT_EXPORT weft_task *weft_current(void);
 
+/* The runtime of the calling task (tokio's Handle::current), or NULL outside
+ * a task: lets code started by weft_run reach weft_rt_spawn,
+ * weft_rt_io_backend and weft_rt_workers. */
+WEFT_EXPORT weft_rt *weft_current_rt(void);
+
 /* t's identifier, unique within the process and never 0. 0 for NULL. */
 WEFT_EXPORT uint64_t weft_task_id(const weft_task *t);
 

@@ -375,6 +375,57 @@ static void test_concurrent_runs(void **state)
 	assert_int_equal(wt_take_failures(), 0);
 }
 
+/* weft_current_rt: the runtime weft_run started, usable like a weft_rt_new
+ * one, from the first task and from tasks it spawned; NULL on plain
+ * threads. */
+static int child_rt(void *arg)
+{
+	return weft_current_rt() == (weft_rt *)arg ? 7 : -1;
+}
+
+static int use_current_rt(void *arg)
+{
+	weft_rt *rt = weft_current_rt();
+	weft_task *t;
+	int r = -1, backend;
+
+	WT_CHECK(rt != NULL);
+	if (!rt)
+		return -1;
+	WT_CHECK_EQ(weft_rt_workers(rt), *(int *)arg);
+	backend = weft_rt_io_backend(rt);
+	WT_CHECK(backend == WEFT_IO_URING || backend == WEFT_IO_EPOLL);
+	WT_CHECK_EQ(weft_rt_spawn(rt, &t, child_rt, rt), 0);
+	WT_CHECK_EQ(weft_join(t, &r), 0);
+	WT_CHECK_EQ(r, 7);
+	return 0;
+}
+
+static int return_current_rt_is(void *arg)
+{
+	return weft_current_rt() == (weft_rt *)arg;
+}
+
+static void test_current_rt(void **state)
+{
+	weft_config c = wt_cfg(2);
+	weft_rt *rt;
+	int r = -1;
+
+	(void)state;
+	assert_null(weft_current_rt());
+	assert_int_equal(weft_run(&c, use_current_rt, &(int){ 2 }, &r), 0);
+	assert_int_equal(r, 0);
+	assert_null(weft_current_rt());
+	assert_int_equal(weft_rt_new(&rt, &c), 0);
+	assert_int_equal(weft_rt_block_on(rt, return_current_rt_is, rt, &r),
+			 0);
+	assert_int_equal(r, 1);
+	assert_null(weft_current_rt());
+	weft_rt_free(rt);
+	assert_int_equal(wt_take_failures(), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -388,6 +439,7 @@ int main(void)
 		cmocka_unit_test(test_leftover_unstarted_never_run),
 		cmocka_unit_test(test_many_runs),
 		cmocka_unit_test(test_concurrent_runs),
+		cmocka_unit_test(test_current_rt),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
