@@ -194,11 +194,11 @@ enum { R_DONE = 0, R_CLOSED = 1, R_NOTREADY = 2, R_LOST = 3 };
  * channel uses the slock line for everything.
  */
 struct weft_chan {
-	/* --- constant --- */
-	size_t esz;			/* element size */
-	size_t cap;			/* capacity (SIZE_MAX: none) */
+	/* --- constant: one cache line, read by every operation --- */
+	/* Buffered: the slots. Every channel: ring.esz, the element size,
+	 * and ring.cap, the capacity (SIZE_MAX: none). */
+	struct ring ring;
 	bool buffered;			/* 1 <= cap < SIZE_MAX: uses ring */
-	struct ring ring;		/* buffered: the slots */
 
 	/* --- send side (locked channels: all of the channel) --- */
 	spinlock slock cacheline_aligned;
@@ -226,6 +226,9 @@ struct weft_chan {
 	struct waitq sendq;
 };
 
+_Static_assert(offsetof(struct weft_chan, buffered) < CACHELINE,
+	       "a channel's constant fields span two cache lines");
+
 /* A select's shared state; on the selecting task's stack. */
 struct sel {
 	_Atomic int winner;		/* see the top of the file */
@@ -243,7 +246,7 @@ static inline unsigned char *slot(struct weft_chan *c, size_t i)
 
 	if (k >= c->size)
 		k -= c->size;
-	return c->buf + k * c->esz;
+	return c->buf + k * c->ring.esz;
 }
 
 static inline bool queued(const struct waitq *q, const struct weft__waiter *w)
@@ -376,7 +379,7 @@ static inline int hand_to_receiver(struct weft_chan *c, const void *elem,
 			continue;
 		}
 		waitq_remove(&c->recvq, w);
-		ring_elem_copy(w->data, elem, c->esz);
+		ring_elem_copy(w->data, elem, c->ring.esz);
 		grant(w, ST_OK);
 		return R_DONE;
 	}
@@ -391,9 +394,10 @@ static int grow(struct weft_chan *c)
 	size_t n = c->size ? c->size * 2 : 16;
 	unsigned char *nb;
 
-	if (n < c->size || n > SIZE_MAX / c->esz)
+	if (n < c->size || n > SIZE_MAX / c->ring.esz)
 		return -ENOMEM;
-	nb = weft__fail_point(WEFT_FAIL_MALLOC) ? NULL : malloc(n * c->esz);
+	nb = weft__fail_point(WEFT_FAIL_MALLOC) ? NULL
+						 : malloc(n * c->ring.esz);
 	if (!nb)
 		return -ENOMEM;
 	if (c->count) {
@@ -401,9 +405,10 @@ static int grow(struct weft_chan *c)
 
 		if (first > c->count)
 			first = c->count;
-		memcpy(nb, c->buf + c->head * c->esz, first * c->esz);
-		memcpy(nb + first * c->esz, c->buf,
-		       (c->count - first) * c->esz);
+		memcpy(nb, c->buf + c->head * c->ring.esz,
+		       first * c->ring.esz);
+		memcpy(nb + first * c->ring.esz, c->buf,
+		       (c->count - first) * c->ring.esz);
 	}
 	free(c->buf);
 	c->buf = nb;
@@ -428,13 +433,13 @@ static int lk_send(struct weft_chan *c, const void *elem, struct sel *me,
 	if (weft_unlikely(c->recvq.head != NULL) &&
 	    (r = hand_to_receiver(c, elem, me, mi)) != R_NOTREADY)
 		return r;
-	if (c->count >= c->cap)
+	if (c->count >= c->ring.cap)
 		return R_NOTREADY;
 	if (weft_unlikely(c->count == c->size) && (r = grow(c)) < 0)
 		return r;
 	if (!self_claim(me, mi))
 		return R_LOST;
-	ring_elem_copy(slot(c, c->count), elem, c->esz);
+	ring_elem_copy(slot(c, c->count), elem, c->ring.esz);
 	c->count++;
 	return R_DONE;
 }
@@ -448,7 +453,8 @@ static int lk_recv(struct weft_chan *c, void *elem, struct sel *me, int mi)
 	if (c->count > 0) {
 		if (!self_claim(me, mi))
 			return R_LOST;
-		ring_elem_copy(elem, c->buf + c->head * c->esz, c->esz);
+		ring_elem_copy(elem, c->buf + c->head * c->ring.esz,
+			       c->ring.esz);
 		if (++c->head == c->size)
 			c->head = 0;
 		c->count--;
@@ -467,7 +473,7 @@ static int lk_recv(struct weft_chan *c, void *elem, struct sel *me, int mi)
 			continue;
 		}
 		waitq_remove(&c->sendq, w);
-		ring_elem_copy(elem, w->data, c->esz);
+		ring_elem_copy(elem, w->data, c->ring.esz);
 		grant(w, ST_OK);
 		return R_DONE;
 	}
@@ -613,7 +619,7 @@ static inline bool rg_fillish(struct weft_chan *c, size_t t)
 {
 	size_t k;
 
-	if (c->cap < THROTTLE_MIN)
+	if (c->ring.cap < THROTTLE_MIN)
 		return false;
 	/* t's index mod THROTTLE_EVERY (lap_unit is a multiple of it):
 	 * indices count up by one between multiples, and restart at 0, a
@@ -625,7 +631,7 @@ static inline bool rg_fillish(struct weft_chan *c, size_t t)
 		c->fill_seen = ring_dist(&c->ring, LOAD(&c->rhead, relaxed),
 					 ring_next(&c->ring, t));
 	}
-	return c->fill_seen + k >= c->cap / 2;
+	return c->fill_seen + k >= c->ring.cap / 2;
 }
 
 static __attribute__((noinline)) void send_throttle(void)
@@ -664,7 +670,7 @@ static inline bool rg_send_fast(struct weft_chan *c, const void *elem,
 		/* The direct hand-off of hand_to_receiver, for a plain
 		 * receiver (a select must be claimed first). */
 		waitq_remove(&c->recvq, w);
-		ring_elem_copy(w->data, elem, c->esz);
+		ring_elem_copy(w->data, elem, c->ring.esz);
 		grant(w, ST_OK);
 		*fillish = false;
 	} else {
@@ -792,8 +798,9 @@ int weft_chan_new(weft_chan **out, size_t elem_size, size_t capacity)
 	atomic_init(&c->closed, false);
 	atomic_init(&c->tail, 0);
 	atomic_init(&c->rhead, 0);
-	c->esz = elem_size;
-	c->cap = capacity == WEFT_CHAN_UNBOUNDED ? SIZE_MAX : capacity;
+	/* Locked channels use only these two of the ring's fields. */
+	c->ring.esz = elem_size;
+	c->ring.cap = capacity == WEFT_CHAN_UNBOUNDED ? SIZE_MAX : capacity;
 	c->buffered = buffered;
 	*out = c;
 	return 0;

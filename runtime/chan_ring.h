@@ -52,7 +52,8 @@ struct ring {
 	size_t stride;		/* sizeof stamp + esz, rounded up */
 	unsigned shift;		/* log2(stride) if a power of two, else 0 */
 	size_t esz;		/* element size */
-	size_t cap;		/* capacity, >= 1 */
+	size_t cap;		/* capacity, >= 1 (chan.c keeps 0 or SIZE_MAX
+				   here for a channel without slots) */
 	size_t lap_unit;	/* least power of two > cap */
 	unsigned lap_shift;	/* log2(lap_unit) */
 };
