@@ -484,6 +484,24 @@ static int lk_recv(struct weft_chan *c, void *elem, struct sel *me, int mi)
 
 /* --- buffered channels (B-steps at the top of the file) ---------------- */
 
+/* The push at t, whose slot is free (slock held). The release store of
+ * tail comes before the element's publication: see weft_chan_len. (B3
+ * explains the readers that do not hold slock.) */
+static inline void rg_push(struct weft_chan *c, size_t t, const void *elem)
+{
+	STORE(&c->tail, ring_next(&c->ring, t), release);
+	ring_put(&c->ring, t, elem);
+}
+
+/* The pop at h, whose element is ready (rlock held). The release store of
+ * rhead comes before the slot is freed: see weft_chan_len. (B4 explains
+ * the readers that do not hold rlock.) */
+static inline void rg_pop(struct weft_chan *c, size_t h, void *elem)
+{
+	STORE(&c->rhead, ring_next(&c->ring, h), release);
+	ring_take(&c->ring, h, elem);
+}
+
 /*
  * B1, slock held: R_DONE (*pos: the position taken, or SIZE_MAX for a
  * hand-off), R_CLOSED, R_NOTREADY (the slot at tail is not free: B3) or
@@ -506,10 +524,7 @@ static inline int rg_send(struct weft_chan *c, const void *elem,
 		return R_NOTREADY;
 	if (!self_claim(me, mi))
 		return R_LOST;
-	/* release, and before the element's publication: see weft_chan_len.
-	 * (Under slock; B3 explains the readers that do not hold it.) */
-	STORE(&c->tail, ring_next(&c->ring, t), release);
-	ring_put(&c->ring, t, elem);
+	rg_push(c, t, elem);
 	*pos = t;
 	return R_DONE;
 }
@@ -523,15 +538,12 @@ static void rg_take_refill(struct weft_chan *c, size_t h, void *elem)
 	struct weft__waiter *w;
 	size_t t = LOAD(&c->tail, relaxed);
 
-	/* release: as in rg_recv and rg_send. */
-	STORE(&c->rhead, ring_next(&c->ring, h), release);
-	ring_take(&c->ring, h, elem);
+	rg_pop(c, h, elem);
 	while ((w = waitq_pop(&c->sendq)) != NULL) {
 		if (wsel(w) && !claim1(wsel(w), (int)(w - wsel(w)->ws)))
 			continue; /* stale: dropped */
 		/* The ring was full (I2), so tail is the slot just freed. */
-		STORE(&c->tail, ring_next(&c->ring, t), release);
-		ring_put(&c->ring, t, w->data);
+		rg_push(c, t, w->data);
 		grant(w, ST_OK);
 		return;
 	}
@@ -553,10 +565,7 @@ static inline int rg_recv(struct weft_chan *c, void *elem, struct sel *me,
 		spin_unlock(&c->slock);
 		return R_DONE;
 	}
-	/* release, and before the slot is freed: see weft_chan_len. (Under
-	 * rlock; B4 explains the readers that do not hold it.) */
-	STORE(&c->rhead, ring_next(&c->ring, h), release);
-	ring_take(&c->ring, h, elem);
+	rg_pop(c, h, elem);
 	return R_DONE;
 }
 
@@ -662,9 +671,7 @@ static inline bool rg_send_fast(struct weft_chan *c, const void *elem,
 		t = LOAD(&c->tail, relaxed); /* ours: written under slock */
 		if (weft_unlikely(!ring_free(&c->ring, t)))
 			return false;
-		/* release: as in rg_send. */
-		STORE(&c->tail, ring_next(&c->ring, t), release);
-		ring_put(&c->ring, t, elem);
+		rg_push(c, t, elem);
 		*fillish = rg_fillish(c, t);
 	} else if (wsel(w) == NULL) {
 		/* The direct hand-off of hand_to_receiver, for a plain
@@ -692,9 +699,7 @@ static inline bool rg_recv_fast(struct weft_chan *c, void *elem)
 	spin_lock(&c->rlock);
 	h = LOAD(&c->rhead, relaxed); /* ours: written under rlock */
 	if (weft_likely(c->sendq.head == NULL && ring_ready(&c->ring, h))) {
-		/* release: as in rg_recv. */
-		STORE(&c->rhead, ring_next(&c->ring, h), release);
-		ring_take(&c->ring, h, elem);
+		rg_pop(c, h, elem);
 		spin_unlock(&c->rlock);
 		return true;
 	}
