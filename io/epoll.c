@@ -181,14 +181,11 @@ int epoll_ready(struct weft_task *t, int fd, uint32_t events)
 	}
 	count_waiters(fdd, w->io);
 	spin_unlock(&fdd->lock);
-	rc = waiter_sleep(&wt);
-	spin_lock(&fdd->lock);
-	if (wt.status) {
-		rc = 0; /* ready (a grant wins over a cancel, waitq.h) */
-	} else {
-		waitq_remove(&fdd->wq[dir], &wt);
+	/* 0: ready (a grant wins over a cancel, waitq.h). Otherwise wt has
+	 * left the queue, and leaves its driver's count too. */
+	rc = waiter_wait(&fdd->lock, &fdd->wq[dir], &wt);
+	if (rc)
 		uncount_waiter(&wt);
-	}
 	spin_unlock(&fdd->lock);
 	return rc;
 }
