@@ -146,6 +146,13 @@ void idle_destroy(struct idle *id)
 	free(id->sleepers[FREE]);
 }
 
+/* Under lock, after `list` changed: nfree follows the FREE list. */
+static void list_changed(struct idle *id, int list)
+{
+	if (list == FREE)
+		STORE(&id->nfree, (uint32_t)id->nsleepers[FREE], relaxed);
+}
+
 /* Under lock: takes a parked worker off `list`, counts it unparked and
  * searching, and marks it notified (rule 1). */
 static struct worker *pop_sleeper(struct weft_rt *rt, int list)
@@ -154,8 +161,7 @@ static struct worker *pop_sleeper(struct weft_rt *rt, int list)
 	int i = id->sleepers[list][--id->nsleepers[list]];
 	struct worker *v = rt->workers[i];
 
-	if (list == FREE)
-		STORE(&id->nfree, (uint32_t)id->nsleepers[FREE], relaxed);
+	list_changed(id, list);
 	FADD(&id->state, UNPARK_ONE | SEARCH_ONE, seq_cst);
 	/* Under the lock, together with the lists and the counts: a parker
 	 * whose wait timed out decides under the same lock whether it was
@@ -268,8 +274,7 @@ void idle_park(struct weft_rt *rt, struct worker *w, uint64_t deadline)
 		  n_unparked(prev) == 1;
 	w->searching = false;
 	id->sleepers[list][id->nsleepers[list]++] = w->index;
-	if (list == FREE)
-		STORE(&id->nfree, (uint32_t)id->nsleepers[FREE], relaxed);
+	list_changed(id, list);
 	pthread_mutex_unlock(&id->lock);
 
 	if (recheck) {
@@ -303,9 +308,7 @@ void idle_park(struct weft_rt *rt, struct worker *w, uint64_t deadline)
 				break;
 			}
 		}
-		if (list == FREE)
-			STORE(&id->nfree, (uint32_t)id->nsleepers[FREE],
-			      relaxed);
+		list_changed(id, list);
 		FADD(&id->state, UNPARK_ONE, seq_cst);
 		STORE(&w->park, PARK_NOTIFIED, relaxed);
 	} else {
