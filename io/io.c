@@ -40,6 +40,22 @@ int weft__io_ready(struct weft_task *t, int fd, short events)
 	}
 }
 
+/* Under epoll a wake can be spurious (every waiter of a shared fd wakes),
+ * so weft__io_ready() asks poll() whether it was real: one more system
+ * call per wait. The caller's next try answers that question too, at no
+ * cost when the wake was real. */
+int weft__io_await(struct weft_task *t, int fd, short events)
+{
+	int rc;
+
+	if (io_epoll_task(t)) {
+		rc = epoll_ready(t, fd, (uint32_t)events);
+		return rc == -EPERM ? 0 : rc;
+	}
+	rc = weft__io_ready(t, fd, events);
+	return rc < 0 ? rc : 0;
+}
+
 int weft_poll(int fd, short events)
 {
 	struct weft_task *t;

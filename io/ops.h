@@ -46,6 +46,11 @@ static inline bool io_epoll_task(const struct weft_task *t)
  * the ready events (> 0) or a negative errno. io.c. */
 int weft__io_ready(struct weft_task *t, int fd, short events);
 
+/* The same for a call that answered EAGAIN and will be tried again:
+ * returns 0 or a negative errno, without asking which events are ready.
+ * io.c. */
+int weft__io_await(struct weft_task *t, int fd, short events);
+
 /* A task of a uring runtime: runs one operation; `prep` uses `sqe`. */
 #define URING_OP(t, prep)                                                   \
 	({                                                                  \
@@ -87,7 +92,7 @@ int weft__io_ready(struct weft_task *t, int fd, short events);
 				continue;                                   \
 			if (tr_ != -EAGAIN && tr_ != -EWOULDBLOCK)          \
 				break;                                      \
-			pr_ = weft__io_ready(t, fd, ev);                    \
+			pr_ = weft__io_await(t, fd, ev);                    \
 			if (pr_ < 0) {                                      \
 				tr_ = pr_;                                  \
 				break;                                      \
