@@ -13,6 +13,8 @@
  *    fails instead of hanging); the same on a non-blocking socketpair;
  *  - a shutdown wakes a blocked reader (0); weft_poll for POLLIN | POLLOUT
  *    and on a regular file; MSG_PEEK reaches recv;
+ *  - many readers on one datagram socket: each message reaches exactly
+ *    one of them, and a reader that lost a race goes back to waiting;
  *  - recv with MSG_WAITALL gets all n bytes that arrive in two pieces, and
  *    reports the first piece when cancelled after it;
  *  - deadline scopes: a read, recv or poll that waits past its deadline
@@ -448,6 +450,96 @@ static void test_misc(void **state)
 {
 	(void)state;
 	assert_int_equal(wt_run_io(2, misc_root, NULL), 0);
+}
+
+/*
+ * Many readers on one socket: SHARED_READERS tasks on 2 workers wait in
+ * weft_recv on one end of a datagram socketpair while a writer sends
+ * SHARED_MSGS numbered messages (waiting for room when the socket is
+ * full), then one stop message per reader. Each message must reach
+ * exactly one reader, and every reader must see its stop: a wake that
+ * lets several readers race for one message must send the losers back to
+ * wait, never return -EAGAIN or lose the message.
+ */
+#define SHARED_READERS 8
+#define SHARED_MSGS 20000u
+#define SHARED_STOP UINT32_MAX
+
+struct shared {
+	int rfd, wfd;
+	_Atomic unsigned char seen[SHARED_MSGS];
+};
+
+static int shared_reader(void *arg)
+{
+	struct shared *sh = arg;
+
+	for (;;) {
+		uint32_t id;
+		ssize_t n = weft_recv(sh->rfd, &id, sizeof(id), 0);
+
+		/* A failed call is reported and tried again: the messages
+		 * still have to be drained, or the writer would wait. */
+		WT_CHECK_EQ(n, (ssize_t)sizeof(id));
+		if (n != (ssize_t)sizeof(id))
+			continue;
+		if (id == SHARED_STOP)
+			return 0;
+		WT_CHECK(id < SHARED_MSGS);
+		if (id >= SHARED_MSGS)
+			return -EINVAL;
+		atomic_fetch_add(&sh->seen[id], 1);
+	}
+}
+
+static int shared_root(void *arg)
+{
+	struct shared *sh = calloc(1, sizeof(*sh));
+	weft_task *t[SHARED_READERS];
+	int sv[2], r;
+
+	(void)arg;
+	WT_CHECK(sh != NULL);
+	if (!sh)
+		return -ENOMEM;
+	WT_CHECK_EQ(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK, 0, sv), 0);
+	sh->rfd = sv[0];
+	sh->wfd = sv[1];
+	for (int i = 0; i < SHARED_READERS; i++)
+		WT_CHECK_EQ(weft_spawn(&t[i], shared_reader, sh), 0);
+	for (uint32_t id = 0; id < SHARED_MSGS; id++) {
+		WT_CHECK_EQ(weft_send(sh->wfd, &id, sizeof(id), 0),
+			    (ssize_t)sizeof(id));
+		if (id % 1000 == 0)
+			weft_yield(); /* let readers drain and queue up again */
+	}
+	for (int i = 0; i < SHARED_READERS; i++) {
+		uint32_t stop = SHARED_STOP;
+
+		WT_CHECK_EQ(weft_send(sh->wfd, &stop, sizeof(stop), 0),
+			    (ssize_t)sizeof(stop));
+	}
+	for (int i = 0; i < SHARED_READERS; i++) {
+		r = -1;
+		WT_CHECK_EQ(weft_join(t[i], &r), 0);
+		WT_CHECK_EQ(r, 0);
+	}
+	for (uint32_t id = 0; id < SHARED_MSGS; id++) {
+		if (atomic_load(&sh->seen[id]) != 1) {
+			WT_CHECK_EQ(atomic_load(&sh->seen[id]), 1);
+			break;
+		}
+	}
+	weft_close(sv[0]);
+	weft_close(sv[1]);
+	free(sh);
+	return 0;
+}
+
+static void test_shared_socket(void **state)
+{
+	(void)state;
+	assert_int_equal(wt_run_io(2, shared_root, NULL), 0);
 }
 
 /*
@@ -969,6 +1061,7 @@ int main(void)
 		cmocka_unit_test(test_poll_pipe),
 		cmocka_unit_test(test_blocking_socketpair),
 		cmocka_unit_test(test_misc),
+		cmocka_unit_test(test_shared_socket),
 		cmocka_unit_test(test_recv_waitall),
 		cmocka_unit_test(test_read_deadline),
 		cmocka_unit_test(test_cancel_canary_tcp),
