@@ -320,11 +320,30 @@ static int unix_addr(const char *path, struct sockaddr_un *sun)
 	return 0;
 }
 
+/* Whether the socket file at sun was left by a server that is gone: a
+ * connect to it is refused. A live listener (even one whose backlog is
+ * full) and any other answer keep the file. */
+static bool unix_path_stale(const struct sockaddr_un *sun)
+{
+	struct stat st;
+	bool stale;
+	int fd;
+
+	if (lstat(sun->sun_path, &st) < 0 || !S_ISSOCK(st.st_mode))
+		return false; /* not ours to remove */
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return false;
+	stale = connect(fd, (const struct sockaddr *)sun, sizeof(*sun)) < 0 &&
+		weft__errno() == ECONNREFUSED;
+	close(fd);
+	return stale;
+}
+
 int weft_unix_listen(const char *path, int backlog)
 {
 	struct weft_task *t;
 	struct sockaddr_un sun;
-	struct stat st;
 	int rc = io_enter(&t), fd;
 
 	if (rc)
@@ -334,16 +353,21 @@ int weft_unix_listen(const char *path, int backlog)
 	rc = unix_addr(path, &sun);
 	if (rc)
 		return rc;
-	/* A socket file left by an earlier server would make bind fail;
-	 * anything else at that path is not ours to remove. */
-	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
-		unlink(path);
 	fd = socket(AF_UNIX, SOCK_STREAM | sock_flags(t), 0);
 	if (fd < 0)
 		return -weft__errno();
-	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
-	    listen(fd, backlog ? backlog : SOMAXCONN) < 0) {
+	rc = bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ? -weft__errno()
+								 : 0;
+	/* A socket file left by an earlier server makes bind fail: replace
+	 * it, but never the path of a server that still listens. */
+	if (rc == -EADDRINUSE && unix_path_stale(&sun) &&
+	    (unlink(path) == 0 || weft__errno() == ENOENT))
+		rc = bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0
+			     ? -weft__errno()
+			     : 0;
+	if (rc == 0 && listen(fd, backlog ? backlog : SOMAXCONN) < 0)
 		rc = -weft__errno();
+	if (rc) {
 		close(fd);
 		return rc;
 	}

@@ -44,7 +44,10 @@ WEFT_EXPORT int weft_accept(int lfd, struct sockaddr *addr, socklen_t *len);
 /* The port a socket is bound to, or a negative errno. */
 WEFT_EXPORT int weft_local_port(int fd);
 
-/* Unix-domain stream sockets. listen removes a stale socket file first. */
+/* Unix-domain stream sockets. listen replaces a stale socket file (one
+ * whose server is gone: a connect to it is refused); a path where a
+ * server still listens, or that is not a socket, gives -EADDRINUSE. That
+ * server sees the check as one connection that ends at once. */
 WEFT_EXPORT int weft_unix_listen(const char *path, int backlog);
 WEFT_EXPORT int weft_unix_connect(const char *path);
 

@@ -20,7 +20,8 @@
  *  - 10,000 connections (1,000 in sanitizer builds) opened, used and
  *    closed, both sides through weft, leave /proc/self/fd as it was;
  *  - UDP on 127.0.0.1; Unix-domain listen/connect/echo, -ENAMETOOLONG,
- *    -ENOENT, a stale socket file replaced, an fd passed with SCM_RIGHTS
+ *    -ENOENT, a stale socket file replaced but the path of a live
+ *    listener refused (-EADDRINUSE), an fd passed with SCM_RIGHTS
  *    through weft_sendmsg / weft_recvmsg;
  *  - bad input: -ECONNREFUSED, -EADDRINUSE, an unknown host (a negative
  *    result from the resolver, while the worker keeps running tasks),
@@ -1041,6 +1042,24 @@ static int unix_root(void *arg)
 		WT_CHECK(memcmp(word, "fd!", 3) == 0);
 		WT_CHECK_EQ(weft_read(pfd[0], word, 1), 0);
 		weft_close(pfd[0]);
+		weft_close(afd);
+	}
+	weft_close(fd);
+
+	/* The path of a server that still listens is not taken over: the
+	 * second listen fails, and the first still gets new connections.
+	 * The check's own connection comes first and ends at once. */
+	WT_CHECK_EQ(weft_unix_listen(path, 0), -EADDRINUSE);
+	fd = weft_unix_connect(path);
+	WT_CHECK(fd >= 0);
+	WT_CHECK_EQ(weft_write(fd, "L", 1), 1);
+	for (int i = 0; i < 2; i++) {
+		int afd = weft_accept(lfd, NULL, NULL);
+
+		WT_CHECK(afd >= 0);
+		buf[0] = 0;
+		WT_CHECK_EQ(weft_read(afd, buf, 1), i);
+		WT_CHECK_EQ(buf[0], i ? 'L' : 0);
 		weft_close(afd);
 	}
 	weft_close(fd);
