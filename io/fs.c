@@ -77,11 +77,33 @@ static void stat_from_statx(struct stat *st, const struct statx *x)
 	st->st_ctim.tv_nsec = x->stx_ctime.tv_nsec;
 }
 
+/* pread(2) refuses an fd without a position (a pipe, a socket, some
+ * devices) with ESPIPE; io_uring would ignore the offset and read the
+ * stream instead, taking its data. The file type answers for all but
+ * character devices; for those lseek does (the kernel grants or refuses
+ * positioned I/O and seeking together). fstat first, because lseek takes
+ * the file's position lock, which concurrent readers would contend for. */
+static int fs_seekable(int fd)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return -weft__errno();
+	if (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))
+		return -ESPIPE;
+	if (S_ISCHR(st.st_mode) && lseek(fd, 0, SEEK_CUR) < 0)
+		return -weft__errno();
+	return 0;
+}
+
 static ssize_t fs_uring(struct weft_task *t, struct fs_call *c)
 {
 	struct statx x;
 	ssize_t r;
 
+	if ((c->op == FS_PREAD || c->op == FS_PWRITE) &&
+	    (r = fs_seekable(c->fd)) < 0)
+		return r;
 	switch (c->op) {
 	case FS_OPEN:
 		return URING_OP(t, io_uring_prep_openat(sqe, AT_FDCWD, c->path,

@@ -9,6 +9,7 @@
  *    weft_fstat and weft_stat, then read back with weft_pread at random
  *    offsets and lengths by several tasks, checksums compared with the
  *    pattern's, and once sequentially; reads at and past the end give 0;
+ *    weft_pread / weft_pwrite on a pipe give -ESPIPE and take no data;
  *  - the namespace: weft_mkdir, weft_open (O_CREAT | O_EXCL), weft_rename,
  *    weft_unlink, weft_rmdir, weft_stat of a symlink with and without
  *    AT_SYMLINK_NOFOLLOW, and their errors (-ENOENT, -EEXIST, -ENOTEMPTY,
@@ -253,6 +254,20 @@ static int big_root(void *arg)
 	WT_CHECK_EQ(fnv(buf, 10), fnv_pat(5, 10));
 	WT_CHECK_EQ(weft_close(fd), 0);
 	WT_CHECK_EQ(weft_unlink(path), 0);
+	/* Streams have no offset: -ESPIPE, as pread(2) gives, and the data
+	 * stays for a read (io_uring alone would read the pipe instead). */
+	{
+		int p[2];
+
+		WT_CHECK_EQ(pipe(p), 0);
+		WT_CHECK_EQ(weft_write(p[1], "DATA", 4), 4);
+		WT_CHECK_EQ(weft_pread(p[0], buf, 4, 0), -ESPIPE);
+		WT_CHECK_EQ(weft_pwrite(p[1], "x", 1, 0), -ESPIPE);
+		WT_CHECK_EQ(weft_read(p[0], buf, 8), 4);
+		WT_CHECK(memcmp(buf, "DATA", 4) == 0);
+		weft_close(p[0]);
+		weft_close(p[1]);
+	}
 	free(buf);
 	return 0;
 }
