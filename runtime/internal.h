@@ -231,7 +231,11 @@ struct weft_rt {
 	/* weft_run's first task: its end closes the runtime. Written by
 	 * spawn before the task is queued (the queue push publishes it). */
 	struct weft_task *root;
-	bool stopped;			/* owner thread of rt only */
+	/* Set once the workers are joined; the stop itself runs under
+	 * stop_lock, so that concurrent shutdowns join them once and all
+	 * return after it. */
+	_Atomic bool stopped;
+	pthread_mutex_t stop_lock;
 	/* The blocking pool (blocking.c): set up by weft_rt_new, stopped
 	 * by shutdown, freed with the runtime. The pointer is constant. */
 	struct bpool *bpool;

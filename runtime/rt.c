@@ -80,7 +80,9 @@ static void stop_workers(struct weft_rt *rt, int started)
 	idle_wake_all(rt);
 	for (int i = 0; i < started; i++)
 		pthread_join(rt->workers[i]->thread, NULL);
-	rt->stopped = true;
+	/* release: a shutdown that sees it (acquire) returns after the
+	 * workers ended. */
+	STORE(&rt->stopped, true, release);
 }
 
 int weft_rt_new(weft_rt **out, const weft_config *cfg)
@@ -112,6 +114,7 @@ int weft_rt_new(weft_rt **out, const weft_config *cfg)
 				      : STACK_DEFAULT_SIZE;
 	inject_init(&rt->inject);
 	pthread_mutex_init(&rt->task_lock, NULL);
+	pthread_mutex_init(&rt->stop_lock, NULL);
 	if (idle_init(&rt->idle, n) < 0) {
 		inject_destroy(&rt->inject);
 		free(rt);
@@ -194,7 +197,7 @@ int weft_rt_shutdown(weft_rt *rt, uint64_t timeout_ns)
 		return -EINVAL;
 	if (w && w->rt == rt)
 		return -EDEADLK;
-	if (rt->stopped)
+	if (LOAD(&rt->stopped, acquire))
 		return 0;
 	deadline = timeout_ns > UINT64_MAX - now ? UINT64_MAX : now + timeout_ns;
 	STORE(&rt->closing, 1, seq_cst);
@@ -215,8 +218,13 @@ int weft_rt_shutdown(weft_rt *rt, uint64_t timeout_ns)
 					 ? deadline - now
 					 : SHUTDOWN_POLL_NS);
 	}
-	weft__bpool_stop(rt);
-	stop_workers(rt, rt->nworkers);
+	/* Shutdowns from several threads all get here; one stops. */
+	pthread_mutex_lock(&rt->stop_lock);
+	if (!LOAD(&rt->stopped, relaxed)) {
+		weft__bpool_stop(rt);
+		stop_workers(rt, rt->nworkers);
+	}
+	pthread_mutex_unlock(&rt->stop_lock);
 	return 0;
 }
 
@@ -226,7 +234,7 @@ void weft_rt_free(weft_rt *rt)
 
 	if (!rt || (w && w->rt == rt))
 		return;
-	if (!rt->stopped)
+	if (!LOAD(&rt->stopped, acquire))
 		weft_rt_shutdown(rt, UINT64_MAX);
 	destroy(rt);
 }

@@ -76,6 +76,8 @@ WEFT_EXPORT int weft_rt_spawn(weft_rt *rt, weft_task **out,
  * or -EDEADLK when called from a task of rt. New spawns fail with -ESHUTDOWN
  * from the moment it is called, except spawns by tasks of rt, which create
  * tasks already cancelled (they never run; join stores -ECANCELED).
+ * Several threads may call it at once: the workers are stopped once, and
+ * each call that returns 0 does so after they ended.
  */
 WEFT_EXPORT int weft_rt_shutdown(weft_rt *rt, uint64_t timeout_ns);
 

@@ -4,7 +4,8 @@
  * weft_rt_spawn (from plain threads, from tasks of the runtime and of another
  * runtime), weft_join from plain threads, weft_rt_shutdown (sleepers
  * cancelled, -ETIMEDOUT while a shielded task holds on, -ESHUTDOWN after it,
- * spawns by tasks during it start cancelled) and weft_rt_free.
+ * spawns by tasks during it start cancelled, several threads shutting down
+ * at once) and weft_rt_free.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -362,6 +363,44 @@ static void test_shutdown_idle(void **state)
 	weft_rt_free(rt);
 }
 
+/*
+ * Shutdowns from several threads at once (a signal thread and the main
+ * thread, say): the workers are stopped and joined once, and every call
+ * returns 0 after they ended. Repeated, with sleepers to cancel, since
+ * the calls must overlap to matter.
+ */
+#define SHUTTERS 3
+
+static void *shutter(void *arg)
+{
+	return (void *)(intptr_t)weft_rt_shutdown(arg, UINT64_MAX);
+}
+
+static void test_shutdown_concurrent(void **state)
+{
+	(void)state;
+	for (int round = 0; round < 50; round++) {
+		weft_rt *rt = new_rt(2);
+		pthread_t th[SHUTTERS];
+		void *rc;
+
+		for (int i = 0; i < 4; i++)
+			assert_int_equal(weft_rt_spawn(rt, NULL, sleeper, NULL),
+					 0);
+		for (int i = 0; i < SHUTTERS; i++)
+			assert_int_equal(
+				pthread_create(&th[i], NULL, shutter, rt), 0);
+		for (int i = 0; i < SHUTTERS; i++) {
+			assert_int_equal(pthread_join(th[i], &rc), 0);
+			assert_int_equal((int)(intptr_t)rc, 0);
+		}
+		assert_int_equal(weft_rt_spawn(rt, NULL, plus_one, NULL),
+				 -ESHUTDOWN);
+		weft_rt_free(rt);
+	}
+	assert_int_equal(wt_take_failures(), 0);
+}
+
 /* weft_rt_free without a shutdown shuts down first. */
 static void test_free_cancels(void **state)
 {
@@ -603,6 +642,7 @@ int main(void)
 		cmocka_unit_test(test_spawn_across_runtimes),
 		cmocka_unit_test(test_shutdown_sleepers),
 		cmocka_unit_test(test_shutdown_idle),
+		cmocka_unit_test(test_shutdown_concurrent),
 		cmocka_unit_test(test_free_cancels),
 		cmocka_unit_test(test_shutdown_timeout),
 		cmocka_unit_test(test_free_after_timeout),
