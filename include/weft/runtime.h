@@ -21,7 +21,8 @@ typedef struct weft_task weft_task;
 typedef struct weft_config {
 	unsigned workers;          /* worker threads; 0 = online CPUs (max 1024) */
 	size_t stack_size;         /* default task stack in bytes, rounded up to
-				      a page; 0 = 256 KiB; minimum 16 KiB */
+				      a page; 0 = 256 KiB; minimum 16 KiB,
+				      at most 1 TiB (-EINVAL above) */
 	unsigned io_entries;       /* per-worker io_uring SQ entries; 0 = 256,
 				      rounded up to a power of two, at most
 				      32768 */

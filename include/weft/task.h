@@ -27,7 +27,8 @@ extern "C" {
 /* Options for weft_spawn_ex. Zeroed fields mean defaults. */
 typedef struct weft_spawn_opts {
 	size_t stack_size; /* bytes, rounded up to a page; 0 = the runtime's
-			      default; minimum 16 KiB */
+			      default; minimum 16 KiB, at most 1 TiB
+			      (-EINVAL above) */
 	const char *name;  /* shown in stack-overflow reports; the string
 			      must outlive the task (a literal is ideal) */
 	uint64_t reserved[4]; /* must be 0 */
