@@ -9,6 +9,15 @@
 #include <sys/socket.h>
 #include "ops.h"
 
+/* An epoll task waits for fd. epoll refuses regular files (EPERM), which
+ * are always ready: 0 then too. */
+static int epoll_await(struct weft_task *t, int fd, short events)
+{
+	int rc = epoll_ready(t, fd, (uint32_t)events);
+
+	return rc == -EPERM ? 0 : rc;
+}
+
 int weft__io_ready(struct weft_task *t, int fd, short events)
 {
 	if (io_uring_task(t))
@@ -17,10 +26,8 @@ int weft__io_ready(struct weft_task *t, int fd, short events)
 	if (io_epoll_task(t)) {
 		for (;;) {
 			struct pollfd p = { .fd = fd, .events = events };
-			int rc = epoll_ready(t, fd, (uint32_t)events);
+			int rc = epoll_await(t, fd, events);
 
-			if (rc == -EPERM)
-				return events & (POLLIN | POLLOUT);
 			if (rc < 0)
 				return rc;
 			/* Which events, and whether the wake was real
@@ -48,10 +55,8 @@ int weft__io_await(struct weft_task *t, int fd, short events)
 {
 	int rc;
 
-	if (io_epoll_task(t)) {
-		rc = epoll_ready(t, fd, (uint32_t)events);
-		return rc == -EPERM ? 0 : rc;
-	}
+	if (io_epoll_task(t))
+		return epoll_await(t, fd, events);
 	rc = weft__io_ready(t, fd, events);
 	return rc < 0 ? rc : 0;
 }
