@@ -340,6 +340,13 @@ static bool unix_path_stale(const struct sockaddr_un *sun)
 	return stale;
 }
 
+static int unix_bind(int fd, const struct sockaddr_un *sun)
+{
+	return bind(fd, (const struct sockaddr *)sun, sizeof(*sun)) < 0
+		       ? -weft__errno()
+		       : 0;
+}
+
 int weft_unix_listen(const char *path, int backlog)
 {
 	struct weft_task *t;
@@ -356,15 +363,12 @@ int weft_unix_listen(const char *path, int backlog)
 	fd = socket(AF_UNIX, SOCK_STREAM | sock_flags(t), 0);
 	if (fd < 0)
 		return -weft__errno();
-	rc = bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ? -weft__errno()
-								 : 0;
+	rc = unix_bind(fd, &sun);
 	/* A socket file left by an earlier server makes bind fail: replace
 	 * it, but never the path of a server that still listens. */
 	if (rc == -EADDRINUSE && unix_path_stale(&sun) &&
 	    (unlink(path) == 0 || weft__errno() == ENOENT))
-		rc = bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0
-			     ? -weft__errno()
-			     : 0;
+		rc = unix_bind(fd, &sun);
 	if (rc == 0 && listen(fd, backlog ? backlog : SOMAXCONN) < 0)
 		rc = -weft__errno();
 	if (rc) {
