@@ -69,6 +69,7 @@ static void destroy(struct weft_rt *rt)
 	stack_pool_destroy(&rt->stacks);
 	idle_destroy(&rt->idle);
 	inject_destroy(&rt->inject);
+	pthread_mutex_destroy(&rt->stop_lock);
 	free(rt);
 }
 
@@ -234,8 +235,7 @@ void weft_rt_free(weft_rt *rt)
 
 	if (!rt || (w && w->rt == rt))
 		return;
-	if (!LOAD(&rt->stopped, acquire))
-		weft_rt_shutdown(rt, UINT64_MAX);
+	weft_rt_shutdown(rt, UINT64_MAX); /* 0 at once if already done */
 	destroy(rt);
 }
 
