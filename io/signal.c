@@ -115,8 +115,6 @@ static void *dispatcher_main(void *arg)
 
 static void dispatcher_start(void)
 {
-	sigset_t all, old;
-	pthread_attr_t attr;
 	pthread_t th;
 	int efd, rc;
 
@@ -125,23 +123,13 @@ static void dispatcher_start(void)
 		start_err = -errno;
 		return;
 	}
-	/* The thread starts with every signal blocked (it inherits this
-	 * mask), so the handlers run on the program's threads, never in
-	 * the middle of a broadcast. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	rc = pthread_attr_init(&attr);
-	if (rc == 0) {
-		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-		pthread_attr_setstacksize(&attr, 64 * 1024);
-		rc = pthread_create(&th, &attr, dispatcher_main,
-				    (void *)(intptr_t)efd);
-		pthread_attr_destroy(&attr);
-	}
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	/* Every signal blocked on it, so the handlers run on the program's
+	 * threads, never in the middle of a broadcast. */
+	rc = weft__thread_start(&th, dispatcher_main, (void *)(intptr_t)efd,
+				true);
 	if (rc) {
 		close(efd);
-		start_err = -rc;
+		start_err = rc;
 		return;
 	}
 	STORE(&sig_efd, efd, release); /* pairs with the handler's load */

@@ -162,7 +162,8 @@ static struct worker *pop_sleeper(struct weft_rt *rt, int list)
 	struct worker *v = rt->workers[i];
 
 	list_changed(id, list);
-	FADD(&id->state, UNPARK_ONE | SEARCH_ONE, seq_cst);
+	if (n_unparked(FADD(&id->state, UNPARK_ONE | SEARCH_ONE, seq_cst)) == 0)
+		monitor_unparked(rt);
 	/* Under the lock, together with the lists and the counts: a parker
 	 * whose wait timed out decides under the same lock whether it was
 	 * notified (rule 5). */
@@ -309,13 +310,19 @@ void idle_park(struct weft_rt *rt, struct worker *w, uint64_t deadline)
 			}
 		}
 		list_changed(id, list);
-		FADD(&id->state, UNPARK_ONE, seq_cst);
+		if (n_unparked(FADD(&id->state, UNPARK_ONE, seq_cst)) == 0)
+			monitor_unparked(rt);
 		STORE(&w->park, PARK_NOTIFIED, relaxed);
 	} else {
 		/* A notifier counted us as searching (rule 1). */
 		w->searching = true;
 	}
 	pthread_mutex_unlock(&id->lock);
+}
+
+bool idle_all_parked(struct weft_rt *rt)
+{
+	return n_unparked(LOAD(&rt->idle.state, seq_cst)) == 0;
 }
 
 void idle_wake_all(struct weft_rt *rt)

@@ -51,6 +51,9 @@ void idle_end_search(struct weft_rt *rt, struct worker *w);
 /* Parks the worker until notified or `deadline` (weft_now() ns, UINT64_MAX
  * for none). Returns with the worker unparked. */
 void idle_park(struct weft_rt *rt, struct worker *w, uint64_t deadline);
+/* Whether every worker is parked (the monitor's test before it sleeps;
+ * a seq_cst load, see monitor.c). */
+bool idle_all_parked(struct weft_rt *rt);
 /* Wakes every parked worker (shutdown). */
 void idle_wake_all(struct weft_rt *rt);
 

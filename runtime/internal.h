@@ -201,11 +201,23 @@ struct worker {
 	/* The I/O driver (io/driver.h); the worker's thread alone uses it,
 	 * except for io_unpark and cancel requests. Constant pointer. */
 	struct io_driver *io;
+	/* Bumped by every maintenance (relaxed, owner only); the monitor
+	 * reads it to tell a stuck worker (monitor.c). */
+	_Atomic uint32_t beat;
 	_Atomic uint32_t park cacheline_aligned; /* park word, idle.c */
 	int index;			/* constant */
 	struct weft_rt *rt;		/* constant */
 	pthread_t thread;
 	void *altstack;
+};
+
+/* The monitor thread (monitor.c). */
+struct monitor {
+	pthread_t thread;
+	bool started;
+	uint32_t *seen;			/* monitor only: beats at last look */
+	_Atomic uint32_t stop;		/* futex: set once by monitor_stop */
+	_Atomic uint32_t sleeping;	/* futex: asleep until an unpark */
 };
 
 struct weft_rt {
@@ -242,6 +254,7 @@ struct weft_rt {
 	int io_kind;			/* constant: WEFT_IO_URING / _EPOLL */
 	/* Epoll backend: fd -> waiters, pages allocated on first use. */
 	_Atomic(struct fd_desc *) *fdtab;
+	struct monitor mon;
 };
 
 /* --- cross-module functions --------------------------------------------- */
@@ -315,6 +328,12 @@ int weft__rt_spawn_root(weft_rt *rt, weft_task **out, int (*fn)(void *),
 			void *arg);
 
 bool weft__rt_has_work(struct weft_rt *rt);
+/* monitor.c: started with the workers (after them), stopped before they
+ * are; monitor_unparked is idle.c's call when a worker unparks while none
+ * was. */
+int monitor_start(struct weft_rt *rt);
+void monitor_stop(struct weft_rt *rt);
+void monitor_unparked(struct weft_rt *rt);
 void weft__registry_cancel_all(struct registry *r);
 /* A task's first park: joins its worker's registry. Returns true if the
  * runtime is closing (the caller then cancels the task). */
@@ -332,6 +351,10 @@ int weft__errno(void);
 int weft__futex_wait(_Atomic uint32_t *addr, uint32_t expect,
 		     uint64_t timeout_ns);
 void weft__futex_wake(_Atomic uint32_t *addr, int n);
+/* A service thread of weft's own (the monitor, the signal dispatcher):
+ * 64 KiB of stack, every signal blocked. 0 or -errno. */
+int weft__thread_start(pthread_t *th, void *(*fn)(void *), void *arg,
+		       bool detached);
 
 /* Testing: make the Nth allocation, mmap or io_uring setup fail. */
 enum fail_kind { WEFT_FAIL_MALLOC, WEFT_FAIL_MMAP, WEFT_FAIL_URING };

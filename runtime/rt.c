@@ -75,6 +75,7 @@ static void destroy(struct weft_rt *rt)
 
 static void stop_workers(struct weft_rt *rt, int started)
 {
+	monitor_stop(rt);
 	/* release: pairs with the acquire in the worker loop; every task
 	 * has ended before this store. */
 	STORE(&rt->stop, 1, release);
@@ -160,6 +161,12 @@ int weft_rt_new(weft_rt **out, const weft_config *cfg)
 			destroy(rt);
 			return -rc;
 		}
+	}
+	rc = monitor_start(rt);
+	if (rc) {
+		stop_workers(rt, n);
+		destroy(rt);
+		return rc;
 	}
 	*out = rt;
 	return 0;

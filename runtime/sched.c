@@ -237,6 +237,8 @@ static void maintenance(struct worker *w)
 {
 	uint64_t next = timer_next(&w->timers);
 
+	/* Not stuck (monitor.c). */
+	STORE(&w->beat, LOAD(&w->beat, relaxed) + 1, relaxed);
 	if (next != UINT64_MAX)
 		timer_fire_expired(&w->timers, weft_now());
 	if (weft__io_busy(w))

@@ -2,6 +2,8 @@
 #include <errno.h>
 #include <limits.h>
 #include <linux/futex.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -115,4 +117,28 @@ __attribute__((noinline)) int weft__errno(void)
 
 	__asm__ volatile("" : "+r"(e));
 	return e;
+}
+
+int weft__thread_start(pthread_t *th, void *(*fn)(void *), void *arg,
+		       bool detached)
+{
+	sigset_t all, old;
+	pthread_attr_t attr;
+	int rc;
+
+	/* The thread starts with every signal blocked (it inherits this
+	 * mask): the program's handlers and sigwait() never land on it. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	rc = pthread_attr_init(&attr);
+	if (rc == 0) {
+		if (detached)
+			pthread_attr_setdetachstate(&attr,
+						    PTHREAD_CREATE_DETACHED);
+		pthread_attr_setstacksize(&attr, 64 * 1024);
+		rc = pthread_create(th, &attr, fn, arg);
+		pthread_attr_destroy(&attr);
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return -rc;
 }

@@ -369,6 +369,78 @@ static void test_many_scopes(void **state)
 	assert_int_equal(run(2, spawn_scoped_sleepers, NULL), 0);
 }
 
+/*
+ * A task asleep on a worker that another task then keeps busy without ever
+ * suspending still wakes on time-ish: the monitor fires a stuck worker's
+ * due timers, and the sleeper runs on the other worker while the hog still
+ * spins. The hog is put on the sleeper's worker through the LIFO slot (a
+ * task woken by a send runs next on the sender's worker, and that slot is
+ * not stolen); the worker ids confirm it, else the round is tried again.
+ * The hog gives up after WT_LONG_SLEEP, so that without the monitor the
+ * test fails instead of hanging.
+ */
+static _Atomic int hog_ready, hog_stop, hog_gave_up, hog_worker;
+
+static int hog(void *arg)
+{
+	weft_chan *c = arg;
+	uint64_t t0;
+	char x;
+
+	atomic_store(&hog_ready, 1);
+	WT_CHECK_EQ(weft_chan_recv(c, &x), 0);
+	atomic_store(&hog_worker, weft_worker_id());
+	t0 = weft_now();
+	while (!atomic_load(&hog_stop)) {
+		if (weft_now() - t0 > WT_LONG_SLEEP) {
+			atomic_store(&hog_gave_up, 1);
+			break;
+		}
+	}
+	return 0;
+}
+
+static int sleep_beside_hog(void *arg)
+{
+	int round;
+
+	(void)arg;
+	for (round = 0; round < 50; round++) {
+		weft_chan *c;
+		weft_task *h;
+		char x = 1;
+		int me;
+
+		atomic_store(&hog_ready, 0);
+		atomic_store(&hog_stop, 0);
+		atomic_store(&hog_worker, -1);
+		WT_CHECK_EQ(weft_chan_new(&c, 1, 1), 0);
+		WT_CHECK_EQ(weft_spawn(&h, hog, c), 0);
+		while (!atomic_load(&hog_ready))
+			WT_CHECK_EQ(weft_yield(), 0);
+		WT_CHECK_EQ(weft_sleep(WT_MS), 0); /* the hog waits in recv */
+		me = weft_worker_id();
+		WT_CHECK_EQ(weft_chan_send(c, &x), 0);
+		WT_CHECK_EQ(weft_sleep(10 * WT_MS), 0);
+		/* Woken while the hog still spins, unless it ran elsewhere. */
+		WT_CHECK_EQ(atomic_load(&hog_gave_up), 0);
+		atomic_store(&hog_stop, 1);
+		WT_CHECK_EQ(weft_join(h, NULL), 0);
+		weft_chan_free(c);
+		if (atomic_load(&hog_worker) == me)
+			return round;
+	}
+	WT_CHECK(!"the hog never ran on the sleeper's worker");
+	return -1;
+}
+
+static void test_sleep_beside_stuck_worker(void **state)
+{
+	(void)state;
+	assert_true(run(2, sleep_beside_hog, NULL) >= 0);
+	assert_int_equal(atomic_load(&hog_gave_up), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -383,6 +455,7 @@ int main(void)
 		cmocka_unit_test(test_nested),
 		cmocka_unit_test(test_depth_limit),
 		cmocka_unit_test(test_many_scopes),
+		cmocka_unit_test(test_sleep_beside_stuck_worker),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
