@@ -33,7 +33,9 @@
  *       stores s2 in op->req_seq and pushes op onto A's request stack
  *       (release CAS), then wakes A. A takes the stack (acquire exchange)
  *       and does the same on t's behalf: op->seq = req_seq; wake t if
- *       op->done, else submit the cancel.
+ *       op->done, else submit the cancel. A task woken there is on A's
+ *       queue, like one that A's reap woke, and counts as woken too: A
+ *       must not go on to wait in its ring with it queued.
  *     Either way, the completion of step 2 (which always comes, with
  *     -ECANCELED or the operation's own result) wakes t's wait s2.
  *  4. t returns the operation's result if it took effect (>= 0: bytes that
@@ -174,28 +176,35 @@ static void submit_cancel(struct io_driver *d, struct io_op *op)
 	io_uring_sqe_set_data64(sqe, UD_IGNORE);
 }
 
-/* Step 3, on the owner's thread: op->seq is the task's second wait. */
-static void cancel_on_owner(struct io_driver *d, struct io_op *op)
+/* Step 3, on the owner's thread: op->seq is the task's second wait.
+ * Returns whether it woke the task. */
+static bool cancel_on_owner(struct io_driver *d, struct io_op *op)
 {
 	if (op->done)
-		weft__wake(op->task, op->seq, WAKE_OK, false);
-	else
-		submit_cancel(d, op);
+		return weft__wake(op->task, op->seq, WAKE_OK, false);
+	submit_cancel(d, op);
+	return false;
 }
 
-static void take_requests(struct io_driver *d)
+/* Returns the tasks woken, like reap: they are on this worker's queue, and
+ * (reaping) nobody was notified, so the worker must not wait in its ring
+ * now. Missing this once left a task queued on a worker that went back to
+ * sleep with nothing else in flight, for good: the stress_io stall. */
+static int take_requests(struct io_driver *d)
 {
 	/* acquire: pairs with the release CAS of the pushing task; its
 	 * req_seq is visible. */
 	struct io_op *op = XCHG(&d->reqs, NULL, acquire);
+	int woken = 0;
 
 	while (op) {
 		struct io_op *next = op->req_next;
 
 		op->seq = op->req_seq;
-		cancel_on_owner(d, op);
+		woken += cancel_on_owner(d, op);
 		op = next;
 	}
+	return woken;
 }
 
 /* Step 2 for every CQE ready; returns the tasks woken. */
@@ -236,9 +245,10 @@ static int reap(struct io_driver *d)
 int uring_poll(struct worker *w, uint64_t deadline, bool block)
 {
 	struct io_driver *d = w->io;
-	int rc;
+	int woken = take_requests(d), rc;
 
-	take_requests(d);
+	if (woken)
+		block = false;
 	if (!arm_wake(d)) {
 		io_uring_submit(&d->ring);
 		if (!arm_wake(d))
@@ -254,7 +264,7 @@ int uring_poll(struct worker *w, uint64_t deadline, bool block)
 		    !io_uring_cq_ready(&d->ring) &&
 		    !(IO_URING_READ_ONCE(*d->ring.sq.kflags) &
 		      (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)))
-			return 0;
+			return woken;
 		/* Submits, and (DEFER_TASKRUN) runs the deferred completion
 		 * work so that CQEs are posted. */
 		rc = io_uring_submit_and_get_events(&d->ring);
@@ -274,7 +284,7 @@ int uring_poll(struct worker *w, uint64_t deadline, bool block)
 	/* -EBUSY / -EAGAIN: the kernel wants the CQ drained first; -ETIME,
 	 * -EINTR: woken without a completion. The reap below handles all. */
 	(void)rc;
-	return reap(d);
+	return woken + reap(d);
 }
 
 struct io_uring_sqe *uring_sqe(struct weft_task *t, struct worker **wp)

@@ -217,6 +217,110 @@ static void test_busy_worker_reaps(void **state)
 	run_busy(WEFT_IO_EPOLL, 1);
 }
 
+/*
+ * A read that is cancelled while its data arrives, and that resumes on
+ * another worker than the one whose ring holds it. That owner may reap the
+ * completion before the cancel request reaches it (its wake of the first
+ * wait then fails), and then wakes the reader from the request, onto its
+ * own queue. It must run the reader then, not go back to sleep in its
+ * ring: that once left the reader queued, for good, on a worker with
+ * nothing else in flight. To get there, the canceller resumes from the
+ * blocking pool (wherever a worker takes it), and waits longer than a
+ * worker's I/O grace (idle.c) so that the owner parks expecting nothing.
+ * With 4 workers this stalled within a few rounds before the fix. A join
+ * that has not returned after seconds fails the test, then extra tasks
+ * wake every worker so that the run still ends.
+ */
+#define CANCEL_ROUNDS 40
+
+static int cancel_fd[2];
+static atomic_int cancel_ready;
+static atomic_long cancel_got;
+
+static int cancel_reader(void *arg)
+{
+	char buf[16];
+
+	(void)arg;
+	atomic_store(&cancel_ready, 1);
+	atomic_store(&cancel_got, weft_recv(cancel_fd[0], buf, sizeof(buf), 0));
+	return 0;
+}
+
+static int nap(void *arg)
+{
+	(void)arg;
+	return weft_sleep(WT_MS);
+}
+
+static int nothing(void *arg)
+{
+	(void)arg;
+	return 0;
+}
+
+static int cancel_root(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < CANCEL_ROUNDS; i++) {
+		weft_task *rd, *naps[8];
+		long got;
+		int rc;
+
+		atomic_store(&cancel_ready, 0);
+		WT_CHECK_EQ(weft_spawn(&rd, cancel_reader, NULL), 0);
+		while (!atomic_load(&cancel_ready))
+			WT_CHECK_EQ(weft_yield(), 0);
+		WT_CHECK_EQ(weft_blocking(nothing, NULL, NULL), 0);
+		WT_CHECK_EQ(weft_sleep(12 * WT_MS), 0);
+		WT_CHECK_EQ(write(cancel_fd[1], "x", 1), 1);
+		rc = weft_cancel(rd); /* -ESRCH: the read won and ended */
+		WT_CHECK(rc == 0 || rc == -ESRCH);
+		WT_CHECK_EQ(weft_timeout_begin(WT_LONG_SLEEP / 4), 0);
+		rc = weft_join(rd, NULL);
+		weft_timeout_end();
+		if (rc == -ETIMEDOUT) {
+			WT_CHECK(!"the cancelled reader never ran again");
+			for (int k = 0; k < 8; k++)
+				WT_CHECK_EQ(weft_spawn(&naps[k], nap, NULL), 0);
+			for (int k = 0; k < 8; k++)
+				WT_CHECK_EQ(weft_join(naps[k], NULL), 0);
+			WT_CHECK_EQ(weft_join(rd, NULL), 0);
+			return -1;
+		}
+		WT_CHECK_EQ(rc, 0);
+		/* The byte was read (the completion won), or it is still
+		 * there (the cancel won). */
+		got = atomic_load(&cancel_got);
+		WT_CHECK(got == 1 || got == -ECANCELED);
+		if (got < 0) {
+			char b;
+
+			WT_CHECK_EQ(recv(cancel_fd[0], &b, 1, MSG_DONTWAIT), 1);
+		}
+	}
+	return 0;
+}
+
+static void test_cancel_completed_elsewhere(void **state)
+{
+	weft_config c = { .workers = 4, .io_backend = WEFT_IO_URING };
+	weft_rt *rt = new_rt(&c);
+	int r = -1;
+
+	(void)state;
+	if (!rt)
+		return;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0,
+				    cancel_fd), 0);
+	assert_int_equal(weft_rt_block_on(rt, cancel_root, NULL, &r), 0);
+	assert_int_equal(r, 0);
+	assert_int_equal(wt_take_failures(), 0);
+	close(cancel_fd[0]);
+	close(cancel_fd[1]);
+	weft_rt_free(rt);
+}
+
 static void test_bad_io_config(void **state)
 {
 	weft_config c = { .io_entries = 1u << 20 };
@@ -235,6 +339,7 @@ int main(void)
 		cmocka_unit_test(test_tiny_ring_uring),
 		cmocka_unit_test(test_tiny_ring_epoll),
 		cmocka_unit_test(test_busy_worker_reaps),
+		cmocka_unit_test(test_cancel_completed_elsewhere),
 		cmocka_unit_test(test_bad_io_config),
 	};
 
