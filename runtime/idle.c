@@ -83,6 +83,9 @@
  * before that worker is on `sleepers`, the rule 3 notify finds nobody and
  * work waits for a busy worker to reach it. Tokio has the same shape.
  *
+ * The monitor (monitor.c) sleeps while every worker is parked; both places
+ * that count a worker unparked tell it when the count leaves 0.
+ *
  * Why no wake-up is lost: a producer's publish + fence + read of `state`
  * and a parker's seq_cst decrement + fence + read of the queues form a
  * Dekker pair. Either the producer sees the parker still counted (searching
