@@ -48,8 +48,10 @@ WEFT_EXPORT int weft_run(const weft_config *cfg, int (*fn)(void *), void *arg,
 /*
  * Embedding API, for programs that own their threads.
  *
- * weft_rt_new: starts the worker threads. Returns 0 and *out, or -EINVAL,
- * -ENOMEM, -EAGAIN.
+ * weft_rt_new: starts the worker threads, and with two or more workers a
+ * monitor thread (it fires the timers of a worker stuck in a long
+ * computation; README, "Rules for task code"), which blocks every
+ * signal. Returns 0 and *out, or -EINVAL, -ENOMEM, -EAGAIN.
  */
 WEFT_EXPORT int weft_rt_new(weft_rt **out, const weft_config *cfg);
 
