@@ -648,7 +648,8 @@ static __attribute__((noinline)) void send_throttle(void)
 	for (int i = 0; i < THROTTLE_YIELDS; i++) {
 		struct worker *w = weft__worker();
 
-		if (!w || !w->current || !(w->lifo || rq_len(&w->rq)))
+		if (!w || !w->current ||
+		    !(LOAD(&w->lifo, relaxed) || rq_len(&w->rq)))
 			return;
 		weft__yield_now(w->current);
 	}

@@ -125,8 +125,8 @@ struct task_run {
 	struct registry *reg;
 	struct weft_task *reg_prev, *reg_next;
 	uint64_t wseq;			/* task only: sequence of its last wait */
-	/* Timer: written by the task before it arms, read by the worker
-	 * that fires it, under that heap's lock. */
+	/* Timer: written by the task before it arms, read by the thread
+	 * that fires it (worker or monitor), under that heap's lock. */
 	uint64_t timer_at;
 	int timer_reason;
 	int heap_idx;			/* under the heap's lock; -1: not armed */
@@ -169,8 +169,10 @@ struct registry {
 
 struct worker {
 	struct rq rq;			/* owner pushes/pops; others steal */
+	/* The task it just woke or spawned, run next: swapped by the owner,
+	 * taken from a stuck worker by the monitor (sched.c). */
+	_Atomic(struct weft_task *) lifo;
 	/* Owner-only fields. */
-	struct weft_task *lifo;		/* task it just woke or spawned */
 	struct weft_task *current;	/* running task, NULL in scheduler */
 	struct coro sched;		/* the thread's own scheduler context */
 	enum pending_op pend_op;
@@ -274,6 +276,8 @@ struct weft_task *weft__current(void);
 
 /* Makes a runnable task visible to the scheduler. */
 void weft__schedule(struct weft_task *t, bool lifo);
+/* The monitor: takes stuck worker v's LIFO slot (NULL if empty). */
+struct weft_task *weft__lifo_take(struct worker *v);
 
 /* Parking from a task: begin publishes intent (returns the wait's seq),
  * the caller registers a waiter with that seq, then weft__park_commit

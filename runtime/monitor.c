@@ -12,23 +12,28 @@
  * for a hint (idle.c, "Local pushes") that only that worker repeats.
  *
  * The monitor looks at each worker every MON_PERIOD_NS, and MON_GRACE_NS
- * after the earliest timer due on a worker that is awake:
+ * after the earliest timer due on a worker it found stuck:
  *  - parked (its park word is WAITING): it fires its own timers on time;
  *  - its `beat` moved since the last look: it reached its maintenance,
  *    which comes at least every INJECT_INTERVAL task switches and after
  *    every park, so it is not stuck;
- *  - otherwise it has run one task since the last look: the monitor fires
+ *  - otherwise it is stuck: it has run one task, or fewer than
+ *    INJECT_INTERVAL tasks, since the last look. The monitor fires
  *    the heap's due timers itself (under the heap's lock, which is what
  *    makes firing safe from any thread: timer.c), so the woken tasks go
  *    to the inject queue and a parked worker is notified (sched.c,
- *    weft__schedule from a plain thread); and if the worker's queue holds
- *    tasks, it notifies a parked worker, which steals them.
- * So a due timer on a stuck worker fires about MON_GRACE_NS late, at most
- * about a period. A worker that merely ran a task longer than the time
- * between two looks has its due timers fired by the monitor instead of by
- * itself, which is harmless. Left behind a stuck worker: the task in its
- * LIFO slot (not stealable) and its ring's completions (only the owner may
- * reap a SINGLE_ISSUER, DEFER_TASKRUN ring).
+ *    weft__schedule from a plain thread); it moves the task in the
+ *    worker's LIFO slot to the inject queue the same way (sched.c, "The
+ *    LIFO slot"); and if the worker's queue holds tasks, it notifies a
+ *    parked worker, which steals them.
+ * A worker is found stuck at the second look after it got stuck, 10 to 20
+ * ms later; from then on its timers fire about MON_GRACE_NS late. A worker
+ * that merely ran a task longer than the time between two looks has its
+ * due timers fired by the monitor instead of by itself, which is harmless.
+ * Grace looks follow only stuck workers' timers, so a busy runtime full of
+ * timers still costs 100 looks a second, not one per timer. Left behind a
+ * stuck worker: its ring's completions (only the owner may reap a
+ * SINGLE_ISSUER, DEFER_TASKRUN ring).
  *
  * An idle runtime costs no wake-ups: when the monitor has seen every worker
  * parked MON_IDLE_LOOKS times in a row, it sleeps on `mon.sleeping` until
@@ -37,7 +42,9 @@
  * reads idle.state; an unparker changes idle.state and then reads
  * sleeping; all four accesses are seq_cst, so at least one side sees the
  * other (a Dekker pair): either the monitor sees a worker unparked and
- * does not sleep, or the unparker sees it asleep and wakes it.
+ * does not sleep, or the unparker sees it asleep and wakes it. A timer
+ * that wakes a parked worker also wakes the monitor, for at least
+ * MON_IDLE_LOOKS looks.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -45,7 +52,7 @@
 #include "idle.h"
 
 /* Go's sysmon settles at the same period; 100 wake-ups a second while any
- * worker is awake cost about 0.1% of a core. A due timer on an awake
+ * worker is awake cost about 0.1% of a core. A due timer on a stuck
  * worker brings the next look forward to MON_GRACE_NS after it. */
 #define MON_PERIOD_NS 10000000ull
 #define MON_GRACE_NS 1000000ull
@@ -63,16 +70,26 @@ static uint64_t look(struct weft_rt *rt, uint32_t *seen)
 		uint32_t beat = LOAD(&v->beat, relaxed);
 		uint64_t due;
 
-		if (LOAD(&v->park, relaxed) == PARK_WAITING)
-			continue; /* its maintenance after the park moves beat */
+		if (LOAD(&v->park, relaxed) == PARK_WAITING) {
+			/* Woken, it counts as moved until its first
+			 * maintenance, which comes right after the park. */
+			seen[i] = beat - 1;
+			continue;
+		}
 		awake = true;
 		if (beat != seen[i]) {
 			seen[i] = beat;
-		} else {
-			timer_fire_expired(&v->timers, now);
-			if (rq_len(&v->rq) > 0)
-				idle_notify(rt);
+			continue;
 		}
+		timer_fire_expired(&v->timers, now);
+		if (LOAD(&v->lifo, relaxed)) {
+			struct weft_task *t = weft__lifo_take(v);
+
+			if (t)
+				weft__schedule(t, false);
+		}
+		if (rq_len(&v->rq) > 0)
+			idle_notify(rt);
 		due = timer_next(&v->timers);
 		if (due < next - MON_GRACE_NS)
 			next = (due > now ? due : now) + MON_GRACE_NS;
@@ -87,7 +104,10 @@ static void *monitor_main(void *arg)
 	uint64_t next = weft_now() + MON_PERIOD_NS;
 	int idle_looks = 0;
 
-	while (!LOAD(&m->stop, acquire)) {
+	/* stop is seq_cst here and in monitor_stop: with the seq_cst
+	 * accesses to sleeping, the single total order keeps a stop that
+	 * clears sleeping before the monitor sets it from going unseen. */
+	while (!LOAD(&m->stop, seq_cst)) {
 		uint64_t now = weft_now();
 
 		if (now < next) {
@@ -104,7 +124,7 @@ static void *monitor_main(void *arg)
 			continue;
 		STORE(&m->sleeping, 1, seq_cst);
 		while (idle_all_parked(rt) && LOAD(&m->sleeping, seq_cst) &&
-		       !LOAD(&m->stop, acquire))
+		       !LOAD(&m->stop, seq_cst))
 			weft__futex_wait(&m->sleeping, 1, UINT64_MAX);
 		STORE(&m->sleeping, 0, relaxed);
 		idle_looks = 0;
@@ -148,7 +168,7 @@ void monitor_stop(struct weft_rt *rt)
 
 	if (!m->started)
 		return;
-	STORE(&m->stop, 1, release);
+	STORE(&m->stop, 1, seq_cst);
 	weft__futex_wake(&m->stop, 1);
 	STORE(&m->sleeping, 0, seq_cst);
 	weft__futex_wake(&m->sleeping, 1);

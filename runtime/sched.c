@@ -30,9 +30,10 @@
  *     that t takes to deregister its waiter before it may return.
  *  6. Resumed, t disarms its timer and returns the wake reason.
  *
- * Timers: a worker fires its heap's expired entries under the heap lock and
- * wakes them there; a task woken by something else disarms under the same
- * lock before it can end, so the timer never touches a freed task.
+ * Timers: a worker (or the monitor, for a worker stuck in one task) fires
+ * the heap's expired entries under the heap lock and wakes them there; a
+ * task woken by something else disarms under the same lock before it can
+ * end, so the timer never touches a freed task.
  *
  * TLS and migration: a task can resume on another thread after any switch,
  * and compilers may keep a thread-local variable's address in a register
@@ -100,6 +101,34 @@ static inline void notify_free(struct worker *w)
 		idle_notify_free(w->rt);
 }
 
+/*
+ * The LIFO slot: the task a worker runs next, the last one it woke or
+ * spawned. Other workers do not steal it (it would cost the message-passing
+ * locality it is for), but the monitor takes it from a worker stuck in one
+ * long task (monitor.c), so that a task woken or spawned just before a long
+ * computation runs elsewhere, as Go's sysmon does with runnext.
+ *
+ * Invariant: every access to the slot is an atomic exchange, so the owner
+ * and the monitor never both get the same task: a task leaves the slot
+ * exactly once. The exchange costs the owner no more than plain loads and
+ * stores did, within the noise of the chain and ping-pong benchmarks (the
+ * line is exclusive in its cache), and less than an asymmetric protocol
+ * with plain accesses on the owner's side and membarrier(2) on the
+ * monitor's (bench/RESULTS.md). Orders: the owner's put is release and the
+ * monitor's take acquire, which publishes the task to the monitor (the
+ * inject queue takes it on from there). The owner's take reads only values
+ * it stored itself, or the monitor's NULL: relaxed.
+ */
+static inline struct weft_task *lifo_put(struct worker *w, struct weft_task *t)
+{
+	return XCHG(&w->lifo, t, release);
+}
+
+struct weft_task *weft__lifo_take(struct worker *v)
+{
+	return XCHG(&v->lifo, NULL, acquire);
+}
+
 void weft__schedule(struct weft_task *t, bool lifo)
 {
 	struct weft_rt *rt = t->rt;
@@ -107,15 +136,12 @@ void weft__schedule(struct weft_task *t, bool lifo)
 
 	if (w && w->rt == rt) {
 		if (lifo && w->current) {
-			/* Run t next here (message-passing latency). The
-			 * slot is not stealable, and this worker is awake,
-			 * so only a displaced task is news to the others. */
-			struct weft_task *prev = w->lifo;
-
-			w->lifo = t;
-			if (!prev)
+			/* Run t next here (message-passing latency). This
+			 * worker is awake, so only a displaced task is news to
+			 * the others. */
+			t = lifo_put(w, t);
+			if (!t)
 				return;
-			t = prev;
 		}
 		push_local(w, t);
 		notify_others(w);
@@ -271,16 +297,16 @@ static struct weft_task *next_local(struct worker *w)
 			maintenance(w);
 			t = pop_inject(w, false);
 		}
-		if (!t && w->lifo) {
-			if (w->lifo_streak < LIFO_MAX_STREAK) {
-				t = w->lifo;
+		if (!t && LOAD(&w->lifo, relaxed)) {
+			t = XCHG(&w->lifo, NULL, relaxed);
+			if (t && w->lifo_streak < LIFO_MAX_STREAK) {
 				w->lifo_streak++;
-			} else {
+			} else if (t) {
 				/* Two tasks waking each other would otherwise
 				 * keep the queue waiting forever. */
-				push_local(w, w->lifo);
+				push_local(w, t);
+				t = NULL;
 			}
-			w->lifo = NULL;
 		}
 		if (!t) {
 			t = rq_pop_local(&w->rq);

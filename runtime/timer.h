@@ -6,12 +6,15 @@
  * Who touches it:
  *  - the task being suspended inserts itself into the heap of the worker it
  *    runs on (timer_arm), before it switches away;
- *  - that worker fires expired entries (timer_fire_expired);
+ *  - that worker fires expired entries (timer_fire_expired), and so does
+ *    the monitor thread when that worker is stuck in one task (monitor.c);
  *  - the task removes itself after it resumes, possibly on another worker,
  *    if something else woke it first (timer_disarm).
  * So the heap has a lock, held only for the heap operation itself; it is
  * uncontended unless a task resumed elsewhere disarms at the moment its old
- * worker fires. `min` lets the owner check for due timers without locking.
+ * worker fires. `min` lets the owner and the monitor check for due timers
+ * without locking; to the monitor it is a hint that may be stale: too
+ * large, it fires at its next look instead.
  */
 #ifndef WEFT_TIMER_H
 #define WEFT_TIMER_H
@@ -27,7 +30,7 @@ struct timer_heap {
 	struct task_run **v;	/* under lock: running tasks */
 	size_t n, cap;		/* under lock */
 	/* Earliest deadline or UINT64_MAX; written under lock, read
-	 * without it by the owner as a hint (relaxed). */
+	 * without it by the owner and the monitor as a hint (relaxed). */
 	_Atomic uint64_t min;
 };
 

@@ -441,6 +441,57 @@ static void test_sleep_beside_stuck_worker(void **state)
 	assert_int_equal(atomic_load(&hog_gave_up), 0);
 }
 
+/*
+ * A task spawned by a task that then computes without suspending sits in
+ * the computing worker's LIFO slot; the monitor moves it to the other
+ * worker. Each round spawns a child and spins until it has run, or gives
+ * up after WT_LONG_SLEEP (then the test fails instead of hanging).
+ */
+static _Atomic int child_ran, child_worker;
+
+static int child(void *arg)
+{
+	(void)arg;
+	atomic_store(&child_worker, weft_worker_id());
+	atomic_store(&child_ran, 1);
+	return 0;
+}
+
+static int spawn_then_compute(void *arg)
+{
+	int round;
+
+	(void)arg;
+	for (round = 0; round < 20; round++) {
+		int me = weft_worker_id(), ran;
+		weft_task *c;
+		uint64_t t0;
+
+		atomic_store(&child_ran, 0);
+		atomic_store(&child_worker, -1);
+		WT_CHECK_EQ(weft_spawn(&c, child, NULL), 0);
+		t0 = weft_now();
+		while (!atomic_load(&child_ran) &&
+		       weft_now() - t0 < WT_LONG_SLEEP)
+			;
+		/* It ran while this task computed, so on the other worker. */
+		ran = atomic_load(&child_ran);
+		WT_CHECK_EQ(ran, 1);
+		WT_CHECK(atomic_load(&child_worker) != me);
+		WT_CHECK(weft_worker_id() == me);
+		WT_CHECK_EQ(weft_join(c, NULL), 0);
+		if (!ran)
+			return -1;
+	}
+	return 0;
+}
+
+static void test_spawn_beside_stuck_worker(void **state)
+{
+	(void)state;
+	assert_int_equal(run(2, spawn_then_compute, NULL), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -456,6 +507,7 @@ int main(void)
 		cmocka_unit_test(test_depth_limit),
 		cmocka_unit_test(test_many_scopes),
 		cmocka_unit_test(test_sleep_beside_stuck_worker),
+		cmocka_unit_test(test_spawn_beside_stuck_worker),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
