@@ -217,7 +217,12 @@ struct worker {
 struct monitor {
 	pthread_t thread;
 	bool started;
-	uint32_t *seen;			/* monitor only: beats at last look */
+	/* Monitor only, per worker: its beat when it last moved, and when
+	 * the monitor saw that. */
+	struct mon_seen {
+		uint32_t beat;
+		uint64_t at;
+	} *seen;
 	_Atomic uint32_t stop;		/* futex: set once by monitor_stop */
 	_Atomic uint32_t sleeping;	/* futex: asleep until an unpark */
 };

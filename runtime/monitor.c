@@ -17,15 +17,15 @@
  *  - its `beat` moved since the last look: it reached its maintenance,
  *    which comes at least every INJECT_INTERVAL task switches and after
  *    every park, so it is not stuck;
- *  - otherwise it is stuck: it has run one task, or fewer than
- *    INJECT_INTERVAL tasks, since the last look. The monitor fires
- *    the heap's due timers itself (under the heap's lock, which is what
- *    makes firing safe from any thread: timer.c), so the woken tasks go
- *    to the inject queue and a parked worker is notified (sched.c,
- *    weft__schedule from a plain thread); it moves the task in the
- *    worker's LIFO slot to the inject queue the same way (sched.c, "The
- *    LIFO slot"); and if the worker's queue holds tasks, it notifies a
- *    parked worker, which steals them.
+ *  - otherwise, once its beat has stood still for a whole period, it is
+ *    stuck: it has run one task, or fewer than INJECT_INTERVAL tasks, in
+ *    that time. The monitor fires the heap's due timers itself (under the
+ *    heap's lock, which is what makes firing safe from any thread:
+ *    timer.c), so the woken tasks go to the inject queue and a parked
+ *    worker is notified (sched.c, weft__schedule from a plain thread); it
+ *    moves the task in the worker's LIFO slot to the inject queue the
+ *    same way (sched.c, "The LIFO slot"); and if the worker's queue holds
+ *    tasks, it notifies a parked worker, which steals them.
  * A worker is found stuck at the second look after it got stuck, 10 to 20
  * ms later; from then on its timers fire about MON_GRACE_NS late. A worker
  * that merely ran a task longer than the time between two looks has its
@@ -60,7 +60,7 @@
 
 /* One look at every worker. Returns when to look next, or 0 if every
  * worker was parked. */
-static uint64_t look(struct weft_rt *rt, uint32_t *seen)
+static uint64_t look(struct weft_rt *rt, struct mon_seen *seen)
 {
 	uint64_t now = weft_now(), next = now + MON_PERIOD_NS;
 	bool awake = false;
@@ -73,14 +73,20 @@ static uint64_t look(struct weft_rt *rt, uint32_t *seen)
 		if (LOAD(&v->park, relaxed) == PARK_WAITING) {
 			/* Woken, it counts as moved until its first
 			 * maintenance, which comes right after the park. */
-			seen[i] = beat - 1;
+			seen[i].beat = beat - 1;
 			continue;
 		}
 		awake = true;
-		if (beat != seen[i]) {
-			seen[i] = beat;
+		if (beat != seen[i].beat) {
+			seen[i].beat = beat;
+			seen[i].at = now;
 			continue;
 		}
+		/* Stuck only if unmoved for a whole period: a grace look
+		 * comes sooner, and a busy worker whose tasks are long-ish
+		 * reaches maintenance only every INJECT_INTERVAL of them. */
+		if (now - seen[i].at < MON_PERIOD_NS)
+			continue;
 		timer_fire_expired(&v->timers, now);
 		if (LOAD(&v->lifo, relaxed)) {
 			struct weft_task *t = weft__lifo_take(v);

@@ -108,9 +108,10 @@ static inline void notify_free(struct worker *w)
  * long task (monitor.c), so that a task woken or spawned just before a long
  * computation runs elsewhere, as Go's sysmon does with runnext.
  *
- * Invariant: every access to the slot is an atomic exchange, so the owner
- * and the monitor never both get the same task: a task leaves the slot
- * exactly once. The exchange costs the owner no more than plain loads and
+ * Invariant: every access that moves a task into or out of the slot is an
+ * atomic exchange, so the owner and the monitor never both get the same
+ * task: a task leaves the slot exactly once. (Relaxed loads elsewhere only
+ * ask whether it looks empty.) The exchange costs the owner no more than plain loads and
  * stores did, within the noise of the chain and ping-pong benchmarks (the
  * line is exclusive in its cache), and less than an asymmetric protocol
  * with plain accesses on the owner's side and membarrier(2) on the
