@@ -2,7 +2,8 @@
 /*
  * Scheduler stress validator: thousands of tasks that randomly spawn,
  * yield, sleep, open short deadline scopes, cancel, join and detach one
- * another, across any number of workers. Every choice comes from a
+ * another, and a few that compute for 15 ms right after a spawn, across
+ * any number of workers. Every choice comes from a
  * per-task xorshift state derived from one seed, which is printed; the
  * interleaving is up to the scheduler.
  *
@@ -65,6 +66,7 @@ static _Atomic long spawned, spawned_detached, spawn_failed;
 static _Atomic long started, finished, joined, join_never_ran, detached;
 static _Atomic long join_interrupted, cancels, cancels_esrch, yields;
 static _Atomic long sleeps, timeouts, shields, saw_cancels, peak_live;
+static _Atomic long computes;
 
 static int body(void *arg);
 
@@ -177,6 +179,30 @@ static void stall(uint64_t *rng)
 		;
 }
 
+/*
+ * A few times a run, a computation longer than the monitor's period right
+ * after a spawn: the child waits in this worker's LIFO slot until the
+ * monitor moves it to another worker (runtime/monitor.c), while the rest of
+ * the run goes on around it.
+ */
+#define COMPUTES 24
+#define COMPUTE_NS (15 * WT_MS)
+
+static bool compute_after_spawn(struct node *self, struct child *c)
+{
+	uint64_t t0;
+
+	if (atomic_load(&self->cancel_asked) ||
+	    atomic_load(&computes) >= COMPUTES || !spawn_child(c, true))
+		return false;
+	if (atomic_fetch_add(&computes, 1) < COMPUTES) {
+		t0 = weft_now();
+		while (weft_now() - t0 < COMPUTE_NS)
+			;
+	}
+	return c->t != NULL;
+}
+
 static int body(void *arg)
 {
 	struct node *self = arg;
@@ -237,6 +263,8 @@ static int body(void *arg)
 				detach_child(&kids[k]);
 				remove_child(kids, &nkids, k);
 			}
+		} else if (wt_below(&rng, 256) == 0 && nkids < MAX_CHILDREN) {
+			nkids += compute_after_spawn(self, &kids[nkids]);
 		} else {
 			stall(&rng);
 		}
@@ -357,7 +385,8 @@ int main(int argc, char **argv)
 	printf("spawned %ld (%ld detached, %ld failed), ran %ld, never ran "
 	       "%ld, at most %ld at once; joined %ld (%ld never ran), detached %ld, joins "
 	       "interrupted %ld; cancels %ld (+%ld -ESRCH), saw cancel %ld; "
-	       "yields %ld, sleeps %ld, deadlines hit %ld, shields %ld\n",
+	       "yields %ld, sleeps %ld, deadlines hit %ld, shields %ld, "
+	       "computations %ld\n",
 	       atomic_load(&spawned), atomic_load(&spawned_detached),
 	       atomic_load(&spawn_failed), ran, never_ran,
 	       atomic_load(&peak_live),
@@ -366,7 +395,9 @@ int main(int argc, char **argv)
 	       atomic_load(&cancels), atomic_load(&cancels_esrch),
 	       atomic_load(&saw_cancels), atomic_load(&yields),
 	       atomic_load(&sleeps), atomic_load(&timeouts),
-	       atomic_load(&shields));
+	       atomic_load(&shields),
+	       atomic_load(&computes) < COMPUTES ? atomic_load(&computes)
+						  : COMPUTES);
 
 	ok &= check("tasks with a bad record", lost, 0);
 	ok &= check("checks failed inside tasks", wt_take_failures(), 0);
