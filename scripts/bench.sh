@@ -72,6 +72,8 @@ die() {
 }
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=debs.sh
+. "$ROOT/scripts/debs.sh"
 BUILD=$ROOT/build/release
 BIN=${WEFT_BENCH_BIN:-$BUILD/bench/weft-bench}
 OUT=$ROOT/bench/out
@@ -159,29 +161,9 @@ if [ ${#ONLY[@]} -gt 0 ]; then
 fi
 
 # ---- Debian packages -------------------------------------------------------
-installed() {
-	local s
-	s=$(dpkg -s "$1" 2>/dev/null) || return 1
-	[[ $s == *$'\nStatus: install ok installed'* ]]
-}
-
+# shellcheck disable=SC2086 # one package per word
 if [ $DEPS = 1 ]; then
-	if command -v dpkg >/dev/null; then
-		missing=()
-		for p in $PKGS; do
-			installed "$p" || missing+=("$p")
-		done
-		if [ ${#missing[@]} -gt 0 ]; then
-			echo "bench.sh: installing ${missing[*]}"
-			SUDO=
-			[ "$(id -u)" = 0 ] || SUDO=sudo
-			$SUDO apt-get update -q || die "apt-get update failed"
-			$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
-				"${missing[@]}" || die "apt-get install ${missing[*]} failed"
-		fi
-	else
-		echo "bench.sh: no dpkg here; assuming cmake, gcc, liburing, ck and gnuplot are installed" >&2
-	fi
+	debs_install bench.sh $PKGS || exit 1
 fi
 
 # ---- build ------------------------------------------------------------------

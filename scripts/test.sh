@@ -18,6 +18,8 @@
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=debs.sh
+. "$ROOT/scripts/debs.sh"
 JOBS=$(nproc 2>/dev/null || echo 2)
 PKGS="cmake make gcc libc6-dev clang libclang-rt-14-dev pkg-config
 liburing-dev libck-dev libcmocka-dev util-linux"
@@ -34,18 +36,8 @@ done
 [ ${#stages[@]} -gt 0 ] || stages=(plain clang tsan asan install)
 
 install_deps() {
-	local missing=()
-	for p in $PKGS; do
-		dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
-	done
-	[ ${#missing[@]} -eq 0 ] && return 0
-	echo "test.sh: installing ${missing[*]}"
-	local sudo=
-	[ "$(id -u)" -eq 0 ] || sudo=sudo
-	$sudo apt-get update -qq &&
-		DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
-			--no-install-recommends "${missing[@]}" >/dev/null ||
-		{ echo "test.sh: could not install ${missing[*]}" >&2; exit 1; }
+	# shellcheck disable=SC2086 # one package per word
+	debs_install test.sh $PKGS || exit 1
 }
 
 passed=0

@@ -1,0 +1,3 @@
+module weft.example/peers
+
+go 1.19
