@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 #
-# bench/peers/run.sh: Go's and Tokio's versions of weft-bench's spawn and
-# yield workloads (bench/peers/go, bench/peers/tokio), run interleaved with
-# weft's on this machine, now. shared/PEERS.md measured Go and Tokio on
+# bench/peers/run.sh: Go's and Tokio's versions of weft-bench's spawn,
+# yield, mutex, channel and pingpong workloads (bench/peers/go,
+# bench/peers/tokio), run interleaved with weft's on this machine, now. shared/PEERS.md measured Go and Tokio on
 # another day, and this machine's speed swings by 2x or more between days:
 # only figures from one run compare.
 #
@@ -73,12 +73,15 @@ echo "peers/run.sh: building weft-bench, peer-go and peer-tokio"
 	{ tail -n 20 "$OUT/peers-build.log" >&2; die "build failed (full log: bench/out/peers-build.log)"; }
 
 BENCH=$ROOT/build/release/bench/weft-bench
-declare -A WEFT_ARGS=([spawn]="-n 1000000" [yield]="-n 1000 -m 1000")
+# The sizes of scripts/bench.sh, which the peers hard-code.
+declare -A WEFT_ARGS=([spawn]="-n 1000000" [yield]="-n 1000 -m 1000"
+	[mutex]="-n 1000 -m 1000" [channel]="-n 1000000 -m 4"
+	[pingpong]="-n 1000000")
 : >"$OUT/peers.json"
 for ((r = 1; r <= RUNS; r++)); do
 	printf 'run %d/%d:' "$r" "$RUNS"
 	for w in $WORKERS; do
-		for wl in spawn yield; do
+		for wl in spawn yield mutex channel pingpong; do
 			# shellcheck disable=SC2086 # the arguments split on purpose
 			line=$("$BENCH" -w "$w" ${WEFT_ARGS[$wl]} "$wl") ||
 				die "weft-bench $wl failed"
