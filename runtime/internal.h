@@ -281,7 +281,8 @@ struct weft_task *weft__current(void);
 
 /* Makes a runnable task visible to the scheduler. */
 void weft__schedule(struct weft_task *t, bool lifo);
-/* The monitor: takes stuck worker v's LIFO slot (NULL if empty). */
+/* The monitor: takes stuck worker v's LIFO slot (NULL if empty; then it
+ * does not write the slot's line). */
 struct weft_task *weft__lifo_take(struct worker *v);
 
 /* Parking from a task: begin publishes intent (returns the wait's seq),

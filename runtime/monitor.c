@@ -68,6 +68,7 @@ static uint64_t look(struct weft_rt *rt, struct mon_seen *seen)
 	for (int i = 0; i < rt->nworkers; i++) {
 		struct worker *v = rt->workers[i];
 		uint32_t beat = LOAD(&v->beat, relaxed);
+		struct weft_task *t;
 		uint64_t due;
 
 		if (LOAD(&v->park, relaxed) == PARK_WAITING) {
@@ -88,12 +89,8 @@ static uint64_t look(struct weft_rt *rt, struct mon_seen *seen)
 		if (now - seen[i].at < MON_PERIOD_NS)
 			continue;
 		timer_fire_expired(&v->timers, now);
-		if (LOAD(&v->lifo, relaxed)) {
-			struct weft_task *t = weft__lifo_take(v);
-
-			if (t)
-				weft__schedule(t, false);
-		}
+		if ((t = weft__lifo_take(v)))
+			weft__schedule(t, false);
 		if (rq_len(&v->rq) > 0)
 			idle_notify(rt);
 		due = timer_next(&v->timers);
