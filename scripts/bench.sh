@@ -15,7 +15,7 @@
 #                $WEFT_BENCH_RUNS); the median is reported
 #   --workers L  worker counts (default "1 2 4 8", or $WEFT_BENCH_WORKERS)
 #   --no-deps    do not check Debian packages
-#   --no-build   use the existing build/release/bench/weft-bench
+#   --no-build   use the existing build/bench/bench/weft-bench
 #   WORKLOAD     run only these (default: all of WORKLOADS below that
 #                weft-bench was built with); a workload whose target is
 #                relative to another brings that one along
@@ -25,7 +25,7 @@
 # $WEFT_BENCH_NET_RUNS runs (default 3; 1 with --quick) of
 # $WEFT_BENCH_NET_SECONDS seconds each (default 10; 2 with --quick).
 # $WEFT_BENCH_BIN: the weft-bench to run with --no-build (default: the one
-# in build/release).
+# in build/bench).
 #
 # Runs are interleaved (run 1 of every workload and worker count, then run 2,
 # ...), so a slow spell of this noisy machine spreads over all rows instead
@@ -74,7 +74,9 @@ die() {
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=debs.sh
 . "$ROOT/scripts/debs.sh"
-BUILD=$ROOT/build/release
+# Its own build directory: the release preset's build/release builds the
+# tests, and configuring it here without them left stale test binaries.
+BUILD=$ROOT/build/bench
 BIN=${WEFT_BENCH_BIN:-$BUILD/bench/weft-bench}
 OUT=$ROOT/bench/out
 RUNS=${WEFT_BENCH_RUNS:-5}
@@ -169,7 +171,7 @@ fi
 # ---- build ------------------------------------------------------------------
 mkdir -p "$OUT"
 if [ $BUILDIT = 1 ]; then
-	echo "bench.sh: building weft (Release) in build/release"
+	echo "bench.sh: building weft (Release) in build/bench"
 	if ! { cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release \
 		-DWEFT_BUILD_TESTS=OFF &&
 		cmake --build "$BUILD" --target weft-bench weft-raw-uring \
@@ -242,9 +244,9 @@ run_net() {
 	port=$((NET_PORT++))
 	[ $NET_PORT -le 9399 ] || NET_PORT=9300
 	case $backend in
-	raw) "$ROOT/build/release/bench/weft-raw-uring" "$kind" "$port" "$w" \
+	raw) "$BUILD/bench/weft-raw-uring" "$kind" "$port" "$w" \
 		>/dev/null 2>"$ERR" & ;;
-	*) "$ROOT/build/release/examples/${kind}_server" -w "$w" -b "$backend" \
+	*) "$BUILD/examples/${kind}_server" -w "$w" -b "$backend" \
 		"$port" >/dev/null 2>"$ERR" & ;;
 	esac
 	pid=$!
@@ -253,7 +255,7 @@ run_net() {
 		echo; die "FAIL $name, $w workers, run $run: the server did not listen on $port ($(tail -n 1 "$ERR"))"
 	fi
 	if [ "$kind" = echo ]; then
-		line=$(timeout -k 5 $((NET_SECONDS + 30)) "$ROOT/build/release/bench/weft-echo-load" \
+		line=$(timeout -k 5 $((NET_SECONDS + 30)) "$BUILD/bench/weft-echo-load" \
 			-c 64 -s 64 -d "$NET_SECONDS" -p $pid 127.0.0.1 "$port" 2>"$out") ||
 			status=$?
 	else

@@ -3,9 +3,10 @@
 #
 # bench/peers/run.sh: Go's and Tokio's versions of weft-bench's spawn,
 # yield, mutex, channel and pingpong workloads (bench/peers/go,
-# bench/peers/tokio), run interleaved with weft's on this machine, now. shared/PEERS.md measured Go and Tokio on
-# another day, and this machine's speed swings by 2x or more between days:
-# only figures from one run compare.
+# bench/peers/tokio), run interleaved with weft's on this machine, now.
+# shared/PEERS.md measured Go and Tokio on another day, and this machine's
+# speed swings by 2x or more between days: only figures from one run
+# compare.
 #
 # usage: bench/peers/run.sh [--no-deps] [--runs N] [--workers "1 2"]
 #   --no-deps    do not check Debian packages (golang-go, cargo and
@@ -13,7 +14,8 @@
 #                the versions of PEERS.md; Tokio builds offline from them)
 #   --runs N     runs of each (default 5); medians are reported
 #   --workers L  worker counts (default "1 2")
-# Builds the peers in build/peers and weft-bench in build/release. Writes
+# Builds the peers in build/peers and weft-bench in build/bench (as
+# scripts/bench.sh does). Writes
 # every run to bench/out/peers.json (one JSON object per line) and prints
 # the medians. A failed build or run stops it with one line and exit 1.
 set -euo pipefail
@@ -61,9 +63,9 @@ fi
 mkdir -p "$BUILD" "$OUT"
 echo "peers/run.sh: building weft-bench, peer-go and peer-tokio"
 {
-	cmake -S "$ROOT" -B "$ROOT/build/release" -DCMAKE_BUILD_TYPE=Release \
+	cmake -S "$ROOT" -B "$ROOT/build/bench" -DCMAKE_BUILD_TYPE=Release \
 		-DWEFT_BUILD_TESTS=OFF &&
-		cmake --build "$ROOT/build/release" --target weft-bench -j"$(nproc)" &&
+		cmake --build "$ROOT/build/bench" --target weft-bench -j"$(nproc)" &&
 		(cd "$ROOT/bench/peers/go" &&
 			GOCACHE=$BUILD/gocache GOFLAGS=-mod=mod go build -o "$BUILD/peer-go" .) &&
 		(cd "$ROOT/bench/peers/tokio" &&
@@ -72,7 +74,7 @@ echo "peers/run.sh: building weft-bench, peer-go and peer-tokio"
 } >"$OUT/peers-build.log" 2>&1 ||
 	{ tail -n 20 "$OUT/peers-build.log" >&2; die "build failed (full log: bench/out/peers-build.log)"; }
 
-BENCH=$ROOT/build/release/bench/weft-bench
+BENCH=$ROOT/build/bench/bench/weft-bench
 # The sizes of scripts/bench.sh, which the peers hard-code.
 declare -A WEFT_ARGS=([spawn]="-n 1000000" [yield]="-n 1000 -m 1000"
 	[mutex]="-n 1000 -m 1000" [channel]="-n 1000000 -m 4"
